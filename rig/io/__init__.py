@@ -1,0 +1,1 @@
+"""Safe loading of untrusted files, atomic writes, video I/O."""
