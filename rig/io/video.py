@@ -1,0 +1,396 @@
+"""Video input and output: stream frames out of a video file or an image folder, write H.264 MP4.
+
+Reading goes through PyAV (FFmpeg) one decoded frame at a time, so memory stays constant whatever
+the clip length. Frames come out as C-contiguous ``(H, W, 3) uint8`` RGB arrays already turned
+upright according to the container's display matrix (phone videos store portrait clips as
+landscape frames plus a rotation tag). A folder of images (``.png``/``.jpg``/...) is read as a
+clip too, in natural sort order, at a frame rate the caller gives.
+
+Writing encodes H.264 (``libx264``, ``yuv420p``) and falls back to MPEG-4 part 2 when the FFmpeg
+build lacks x264; the file appears only when complete (temp file + rename). yuv420p needs even
+sides, so odd-sized frames are padded by one replicated row / column.
+
+Every failure to read a user's file raises ``rig.errors.InputError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rig.errors import InputError, ShapeError
+from rig.io.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_SEQUENCE_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip is, before decoding it.
+
+    Attributes:
+        path: the file or folder read.
+        width, height: display size in pixels (after applying the rotation tag).
+        fps: frames per second (the stream's average rate; the caller's value for image folders).
+        n_frames: number of frames in the whole clip (from the container header, or counted from
+            packets when the header has none).
+        rotation: counter-clockwise degrees the stored frames are turned for display (0, 90, 180, 270).
+        codec: decoder name, or ``"images"`` for a folder.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    rotation: int
+    codec: str
+
+
+def _natural_key(name: str) -> list:
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def _list_images(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def _upright(frame_rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a counter-clockwise display rotation (multiple of 90 deg); always C-contiguous."""
+    k = (rotation // 90) % 4
+    if k:
+        frame_rgb = np.rot90(frame_rgb, k=k)
+    return np.ascontiguousarray(frame_rgb)
+
+
+def _normalise_rotation(degrees: float | None) -> int:
+    if degrees is None:
+        return 0
+    # Display matrices of real clips hold multiples of 90; anything else is rounded to the nearest.
+    return int(round(float(degrees) / 90.0)) * 90 % 360
+
+
+class VideoReader:
+    """Stream RGB frames of a video file or an image folder.
+
+    Use as a context manager or call ``close()``; iterate to get frames ``(H, W, 3) uint8`` RGB,
+    C-contiguous, upright. ``start`` / ``end`` select frame indices ``start <= i < end`` (``end``
+    None: to the last frame).
+
+    Raises ``InputError`` (naming the file) when it cannot be opened, has no video stream, or fails
+    to decode before yielding a single frame. A stream that breaks off after some good frames ends
+    the iteration there and sets ``truncated`` (the caller decides whether that matters).
+    """
+
+    def __init__(self, path: str | os.PathLike, start: int = 0, end: int | None = None,
+                 sequence_fps: float = DEFAULT_SEQUENCE_FPS):
+        self.path = Path(path)
+        if start < 0 or (end is not None and end <= start):
+            raise InputError(f"{self.path}: empty frame range start={start}, end={end}")
+        self.start, self.end = int(start), end
+        self.truncated = False
+        self._container = None
+        if not self.path.exists():
+            raise InputError(f"{self.path}: file not found")
+        if self.path.is_dir():
+            self._images = _list_images(self.path)
+            if not self._images:
+                raise InputError(f"{self.path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            first = self._read_image(self._images[0])
+            self.info = VideoInfo(self.path, first.shape[1], first.shape[0], float(sequence_fps),
+                                  len(self._images), 0, "images")
+        else:
+            self._images = None
+            self.info = self._open_container()
+
+    # ------------------------------------------------------------------ opening
+
+    def _open_container(self) -> VideoInfo:
+        import av
+
+        try:
+            self._container = av.open(str(self.path), mode="r")
+        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
+            raise InputError(f"{self.path}: not a readable video ({type(e).__name__}: {e})") from None
+        if not self._container.streams.video:
+            self.close()
+            raise InputError(f"{self.path}: no video stream in the file")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"  # must be set before the decoder opens
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or float(rate) <= 0:
+            self.close()
+            raise InputError(f"{self.path}: video stream has no frame rate")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            self.close()
+            raise InputError(f"{self.path}: video stream has no frame size")
+        rotation = self._probe_rotation()
+        if rotation % 180:
+            width, height = height, width
+        n_frames = int(stream.frames or 0)
+        if n_frames <= 0:
+            n_frames = self._count_packets()
+        codec = stream.codec_context.name
+        return VideoInfo(self.path, int(width), int(height), float(rate), n_frames, rotation, codec)
+
+    def _probe_rotation(self) -> int:
+        """Read the display rotation off the first decoded frame, then rewind."""
+        import av
+
+        stream = self._container.streams.video[0]
+        rotation = 0
+        try:
+            for frame in self._container.decode(stream):
+                rotation = _normalise_rotation(frame.rotation)
+                break
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            self.close()
+            raise InputError(f"{self.path}: cannot decode the first frame ({type(e).__name__}: {e})") from None
+        self._rewind()
+        return rotation
+
+    def _count_packets(self) -> int:
+        import av
+
+        stream = self._container.streams.video[0]
+        count = 0
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size:
+                    count += 1
+        except (av.error.FFmpegError, OSError):
+            pass
+        self._rewind()
+        return count
+
+    def _rewind(self) -> None:
+        import av
+
+        try:
+            self._container.seek(0, any_frame=False, backward=True, stream=self._container.streams.video[0])
+        except (av.error.FFmpegError, OSError):
+            # Some streams cannot seek: reopen instead.
+            self._container.close()
+            self._container = av.open(str(self.path), mode="r")
+
+    def _read_image(self, file: Path) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(file) as im:
+                return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise InputError(f"{file}: not a readable image ({e})") from None
+
+    # ------------------------------------------------------------------ iteration
+
+    @property
+    def n_selected(self) -> int:
+        """Frames the ``start``/``end`` range selects, by the header count (may be short if truncated)."""
+        stop = self.info.n_frames if self.end is None else min(self.end, self.info.n_frames)
+        return max(0, stop - self.start)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._images is not None:
+            yield from self._iter_images()
+        else:
+            yield from self._iter_container()
+
+    def _iter_images(self) -> Iterator[np.ndarray]:
+        stop = len(self._images) if self.end is None else min(self.end, len(self._images))
+        for i in range(self.start, stop):
+            frame = self._read_image(self._images[i])
+            if frame.shape[:2] != (self.info.height, self.info.width):
+                raise InputError(f"{self._images[i]}: size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                                 f"first image's {self.info.width}x{self.info.height}")
+            yield frame
+
+    def _iter_container(self) -> Iterator[np.ndarray]:
+        import av
+
+        if self._container is None:
+            raise InputError(f"{self.path}: reader is closed")
+        stream = self._container.streams.video[0]
+        index, yielded = 0, 0
+        frames = self._container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, OSError, ValueError) as e:
+                if yielded == 0 and index == 0:
+                    raise InputError(f"{self.path}: cannot decode video ({type(e).__name__}: {e})") from None
+                self.truncated = True
+                break
+            if self.end is not None and index >= self.end:
+                break
+            if index >= self.start:
+                rgb = frame.to_ndarray(format="rgb24")
+                yield _upright(rgb, self.info.rotation)
+                yielded += 1
+            index += 1
+        if yielded == 0:
+            raise InputError(f"{self.path}: no decodable frame in range start={self.start}, end={self.end}")
+        if index < self.info.n_frames and (self.end is None or index < self.end):
+            self.truncated = True
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_video_info(path: str | os.PathLike, sequence_fps: float = DEFAULT_SEQUENCE_FPS) -> VideoInfo:
+    """Open ``path`` only to read its ``VideoInfo`` (raises ``InputError`` like ``VideoReader``)."""
+    with VideoReader(path, sequence_fps=sequence_fps) as reader:
+        return reader.info
+
+
+def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None) -> np.ndarray:
+    """Decode a whole (short) clip into memory: ``(T, H, W, 3) uint8``. For tests and small clips."""
+    with VideoReader(path, start=start, end=end) as reader:
+        return np.stack(list(reader))
+
+
+class VideoWriter:
+    """Encode RGB frames to an MP4 file atomically.
+
+    ``rotation`` (counter-clockwise degrees, multiple of 90) tags the stream with a display matrix, as
+    phones do; frames are stored as given. ``codec`` "auto" tries ``libx264`` (yuv420p, CRF ``crf``) and falls back to ``mpeg4``. The
+    frame size is fixed by the first frame; odd sides are padded to even by edge replication.
+    The output path appears only after ``close()`` (or leaving the ``with`` block) succeeds; an
+    exception inside the block leaves no file behind.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, codec: str = "auto", crf: int = 18,
+                 rotation: int = 0):
+        if not fps or fps <= 0:
+            raise InputError(f"{path}: frame rate must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.codec_request = codec
+        self.crf = int(crf)
+        self.rotation = _normalise_rotation(rotation)
+        self.codec: str | None = None
+        self.n_written = 0
+        self._atomic = atomic_path(self.path, suffix=self.path.suffix or ".mp4")
+        self._tmp = self._atomic.__enter__()
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None
+
+    def _open(self, height: int, width: int) -> None:
+        import av
+
+        rate = Fraction(self.fps).limit_denominator(1001)
+        candidates = ["libx264", "mpeg4"] if self.codec_request == "auto" else [self.codec_request]
+        last_error: Exception | None = None
+        for name in candidates:
+            try:
+                container = av.open(str(self._tmp), mode="w", format="mp4")
+                stream = container.add_stream(name, rate=rate)
+            except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError) as e:
+                last_error = e
+                try:
+                    container.close()
+                except Exception:  # noqa: BLE001 - best effort on a failed open
+                    pass
+                continue
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            if self.rotation:
+                stream.set_display_rotation(self.rotation)
+            if name == "libx264":
+                stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+            else:
+                stream.bit_rate = 8_000_000
+            self._container, self._stream, self.codec = container, stream, name
+            self._size = (height, width)
+            return
+        raise InputError(f"{self.path}: no usable video encoder among {candidates} ({last_error})")
+
+    def write(self, frame_rgb: np.ndarray) -> None:
+        """Append one ``(H, W, 3) uint8`` RGB frame (all frames must share the first one's size)."""
+        import av
+
+        frame_rgb = np.asarray(frame_rgb)
+        if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
+            raise ShapeError(f"{self.path}: frames must be (H, W, 3) uint8, got {frame_rgb.shape} {frame_rgb.dtype}")
+        if self._container is None:
+            self._open(frame_rgb.shape[0], frame_rgb.shape[1])
+        if frame_rgb.shape[:2] != self._size:
+            raise ShapeError(f"{self.path}: frame {self.n_written} is {frame_rgb.shape[1]}x{frame_rgb.shape[0]}, "
+                             f"the clip is {self._size[1]}x{self._size[0]}")
+        h, w = self._size
+        if h % 2 or w % 2:
+            frame_rgb = np.pad(frame_rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.n_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and move the finished file into place."""
+        if self._atomic is None:
+            return
+        try:
+            if self._container is None:
+                raise InputError(f"{self.path}: no frames were written")
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        except BaseException as e:
+            self._abort(e)
+            raise
+        self._atomic.__exit__(None, None, None)
+        self._atomic = None
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+            self._container = None
+        if self._atomic is not None:
+            try:
+                self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            except BaseException:  # noqa: BLE001 - atomic_path re-raises what we pass it
+                pass
+            self._atomic = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:
+            self._abort(exc)
+        else:
+            self.close()
+
+
+def write_video(path: str | os.PathLike, frames, fps: float, codec: str = "auto", rotation: int = 0) -> str:
+    """Write an iterable of ``(H, W, 3) uint8`` frames to ``path``; return the codec used."""
+    with VideoWriter(path, fps, codec=codec, rotation=rotation) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.codec
