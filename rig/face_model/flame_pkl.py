@@ -1,0 +1,331 @@
+"""Safe reading of the real FLAME model files (``generic_model.pkl`` / ``FLAME_NEUTRAL.pkl``, 2020/2023).
+
+FLAME ships as Python-2-era pickles that name ``chumpy.ch.Ch`` objects (chumpy is broken on
+current numpy), scipy sparse matrices under module paths that have since moved
+(``scipy.sparse.csc`` -> ``scipy.sparse._csc``), and numpy's array rebuilder. We unpickle them with
+``rig.io.safe_pickle.load_restricted`` and an allow-list of rig's own stand-ins:
+
+- ``chumpy.ch.Ch`` -> ``_ChumpyArray``: keeps only the pickled state; its value is the ``x`` array.
+- ``scipy.sparse.{csc,csr,coo}[_matrix|_array]`` under old and new paths -> ``_SparseRecord``,
+  densified here by our own code (no scipy call while loading).
+- numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` -> guarded wrappers (only the plain ndarray
+  class, dtypes only from strings; object arrays can only hold what this unpickler built).
+- ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2) -> latin-1 only; ``set``.
+
+Any other global raises ``UnsafeFileError`` before anything is called.
+
+The landmark embeddings come beside the model: ``flame_static_embedding.pkl`` (51 points, iBUG
+17..67) and ``flame_dynamic_embedding.npy`` (a 0-d object array holding a dict: 79 yaw bins x 17
+contour points). The .npy is read without ``allow_pickle``: we parse the header ourselves and
+hand the pickle payload to the restricted unpickler.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rig.errors import CheckpointError, UnsafeFileError
+from rig.face_model.data import FaceModelData
+from rig.io.safe_pickle import load_restricted
+
+N_IDENTITY_MAX = 300
+FLAME_JOINT_COUNT = 5
+
+
+class _ChumpyArray:
+    """Stand-in for ``chumpy.ch.Ch``: records the pickled state dict; ``value`` is its ``x`` array."""
+
+    def __init__(self, *args: Any) -> None:
+        self.state: dict = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state if isinstance(state, dict) else {}
+
+    @property
+    def value(self) -> Any:
+        return self.state.get("x")
+
+
+class _SparseRecord:
+    """Stand-in for a pickled scipy sparse matrix: holds its ``__dict__`` (``_shape``, ``data``, ...)."""
+
+    format = "?"
+
+    def __init__(self, *args: Any) -> None:
+        self.state: dict = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state if isinstance(state, dict) else {}
+
+
+def _sparse_class(fmt: str) -> type:
+    return type(f"_Sparse_{fmt}", (_SparseRecord,), {"format": fmt})
+
+
+_SPARSE_CLASSES = {fmt: _sparse_class(fmt) for fmt in ("csc", "csr", "coo")}
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
+    # numpy pickles arrays as _reconstruct(ndarray, (0,), b'b') followed by __setstate__; allow
+    # only the plain ndarray subtype so the file cannot choose which class gets built.
+    if subtype is not np.ndarray:
+        raise UnsafeFileError(f"array rebuild asked for subtype {subtype!r}, only numpy.ndarray is allowed")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    # Only a dtype *string* may be passed: a dtype built from a class or a tuple could name a
+    # type the allow-list never saw. Object dtypes are fine: their elements come from this same
+    # restricted unpickler.
+    if not isinstance(spec, str):
+        raise UnsafeFileError(f"dtype spec {spec!r} refused (only dtype strings are allowed)")
+    return np.dtype(spec, align=bool(align), copy=bool(copy))
+
+
+def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
+    if encoding != "latin1" or not isinstance(text, str):
+        raise UnsafeFileError(f"_codecs.encode called with encoding {encoding!r}; only latin1 byte strings are allowed")
+    return text.encode("latin1")
+
+
+def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    # Protocol 0/1 pickles build objects through copy_reg._reconstructor; only our stand-ins.
+    if not (isinstance(cls, type) and issubclass(cls, (_ChumpyArray, _SparseRecord)) and base is object):
+        raise UnsafeFileError(f"copy_reg._reconstructor asked to build {cls!r}")
+    return cls()
+
+
+def _allow_list() -> dict[tuple[str, str], Any]:
+    allowed: dict[tuple[str, str], Any] = {
+        ("chumpy.ch", "Ch"): _ChumpyArray,
+        ("_codecs", "encode"): _latin1_encode,
+        ("__builtin__", "set"): set,
+        ("builtins", "set"): set,
+        ("copy_reg", "_reconstructor"): _copyreg_reconstructor,
+        ("copyreg", "_reconstructor"): _copyreg_reconstructor,
+    }
+    for np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(np_mod, "_reconstruct")] = _reconstruct
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = _dtype
+    for fmt, cls in _SPARSE_CLASSES.items():
+        for mod in (f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}", "scipy.sparse"):
+            allowed[(mod, f"{fmt}_matrix")] = cls
+            allowed[(mod, f"{fmt}_array")] = cls
+    return allowed
+
+
+# ----------------------------------------------------------------------------- converting stand-ins
+
+
+def sparse_to_dense(record: _SparseRecord, source: str = "pickle") -> np.ndarray:
+    """Densify a pickled csc / csr / coo matrix's state (``_shape``, ``data``, index arrays).
+
+    Duplicate entries are summed, as scipy does. Index arrays are bounds-checked.
+    """
+    st = record.state
+    try:
+        shape = tuple(int(s) for s in st["_shape"])
+        data = np.asarray(st["data"], dtype=np.float64)
+        out = np.zeros(shape, dtype=np.float64)
+        if record.format in ("csc", "csr"):
+            indices = np.asarray(st["indices"], dtype=np.int64)
+            indptr = np.asarray(st["indptr"], dtype=np.int64)
+            n_major = shape[1] if record.format == "csc" else shape[0]
+            n_minor = shape[0] if record.format == "csc" else shape[1]
+            ok = (indptr.shape == (n_major + 1,) and indptr[0] == 0 and np.all(np.diff(indptr) >= 0)
+                  and indptr[-1] == len(indices) == len(data) and (len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_minor)))
+            if not ok:
+                raise ValueError("inconsistent index arrays")
+            major = np.repeat(np.arange(n_major), np.diff(indptr))
+            rows, cols = (indices, major) if record.format == "csc" else (major, indices)
+        else:  # coo: scipy >= 1.13 stores 'coords', older 'row'/'col'
+            rows, cols = (st["coords"] if "coords" in st else (st["row"], st["col"]))
+            rows = np.asarray(rows, dtype=np.int64)
+            cols = np.asarray(cols, dtype=np.int64)
+            if not (len(rows) == len(cols) == len(data)) or (len(rows) and (rows.min() < 0 or rows.max() >= shape[0]
+                                                                             or cols.min() < 0 or cols.max() >= shape[1])):
+                raise ValueError("inconsistent index arrays")
+        np.add.at(out, (rows, cols), data)
+        return out
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{source}: malformed {record.format} sparse matrix ({e})") from None
+
+
+def to_plain(obj: Any, source: str = "pickle") -> Any:
+    """Replace stand-ins in a loaded structure by plain numpy arrays (recursively through dicts/lists)."""
+    if isinstance(obj, _ChumpyArray):
+        value = obj.value
+        if not isinstance(value, np.ndarray):
+            raise CheckpointError(f"{source}: chumpy object without an 'x' array")
+        return value
+    if isinstance(obj, _SparseRecord):
+        return sparse_to_dense(obj, source)
+    if isinstance(obj, dict):
+        return {k: to_plain(v, source) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_plain(v, source) for v in obj)
+    return obj
+
+
+def load_flame_pickle(path: str | os.PathLike) -> dict[str, Any]:
+    """Unpickle a FLAME-format file safely and return a dict of plain numpy arrays / strings."""
+    loaded = load_restricted(path, _allow_list())
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{path}: expected a pickled dict, got {type(loaded).__name__}")
+    return to_plain(loaded, str(path))
+
+
+def _load_npy_object(path: Path) -> Any:
+    """Read a .npy holding a pickled object array without ``allow_pickle``: header parse + restricted unpickle."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
+        raise CheckpointError(f"{path}: not a .npy file")
+    major = raw[6]
+    if major == 1:
+        hlen, start = int.from_bytes(raw[8:10], "little"), 10
+    elif major in (2, 3):
+        hlen, start = int.from_bytes(raw[8:12], "little"), 12
+    else:
+        raise CheckpointError(f"{path}: unsupported .npy version {major}")
+    try:
+        header = ast.literal_eval(raw[start:start + hlen].decode("latin1" if major < 3 else "utf-8"))
+        descr = header["descr"]
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: unreadable .npy header") from None
+    payload = raw[start + hlen:]
+    if descr != "|O":
+        # A plain numeric array: numpy reads it without any pickle.
+        import io
+
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    obj = load_restricted(payload, _allow_list(), name=str(path))
+    # np.save pickles the whole object array; a 0-d object array arrives as an ndarray whose
+    # element came from the pickle too, so only allowed types can be inside.
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    return to_plain(obj, str(path))
+
+
+def _uint_to_int64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a).astype(np.int64)
+
+
+def load_static_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """FLAME's ``flame_static_embedding.pkl`` -> (faces_idx (51,) int64, bary (51, 3) float64)."""
+    d = load_flame_pickle(path)
+    try:
+        faces = _uint_to_int64(d["lmk_face_idx"]).reshape(-1)
+        bary = np.asarray(d["lmk_b_coords"], dtype=np.float64).reshape(-1, 3)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a FLAME landmark embedding ({e})") from None
+    if faces.shape[0] != bary.shape[0]:
+        raise CheckpointError(f"{path}: {faces.shape[0]} faces but {bary.shape[0]} barycentric triples")
+    return faces, bary
+
+
+def load_dynamic_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """FLAME's ``flame_dynamic_embedding.npy`` -> (faces_idx (79, 17) int64, bary (79, 17, 3) float64)."""
+    path = Path(path)
+    d = _load_npy_object(path)
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path}: expected a dict inside the .npy, got {type(d).__name__}")
+    try:
+        faces = _uint_to_int64(d["lmk_face_idx"])
+        bary = np.asarray(d["lmk_b_coords"], dtype=np.float64)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a FLAME dynamic embedding ({e})") from None
+    if faces.ndim != 2 or faces.shape[1] != 17 or bary.shape != faces.shape + (3,):
+        raise CheckpointError(f"{path}: dynamic embedding has shapes {faces.shape}, {bary.shape}; expected (N, 17), (N, 17, 3)")
+    return faces, bary
+
+
+def _array(d: dict, key: str, source: str, ndim: int) -> np.ndarray:
+    if key not in d:
+        raise CheckpointError(f"{source}: missing '{key}' (not a FLAME model file?)")
+    try:
+        a = np.asarray(d[key])
+    except Exception as e:  # noqa: BLE001 - anything odd in an untrusted file
+        raise CheckpointError(f"{source}: '{key}' is not an array ({e})") from None
+    if a.ndim != ndim or a.dtype.kind not in "fiu":
+        raise CheckpointError(f"{source}: '{key}' has shape {a.shape} / dtype {a.dtype}, expected a {ndim}-D numeric array")
+    return a
+
+
+def flame_data_from_pickle(
+    model_path: str | os.PathLike,
+    static_embedding: str | os.PathLike | None = None,
+    dynamic_embedding: str | os.PathLike | None = None,
+) -> FaceModelData:
+    """Build ``FaceModelData`` from a FLAME model pickle and its landmark embeddings.
+
+    Args:
+        model_path: ``generic_model.pkl`` / ``FLAME_NEUTRAL.pkl`` (any FLAME-layout pickle).
+        static_embedding: ``flame_static_embedding.pkl`` (51 points), or None.
+        dynamic_embedding: ``flame_dynamic_embedding.npy`` (79 x 17 contour), or None.
+    The blendshapes split as FLAME does: the first min(300, n) are identity, the rest expression.
+    Without both embeddings the model has no landmarks (``lmk_faces_idx`` is empty) and
+    ``FaceModelData.validate`` is skipped for them; ``FaceModel`` then returns empty landmarks.
+    """
+    src = str(model_path)
+    d = load_flame_pickle(model_path)
+    v_template = _array(d, "v_template", src, 2).astype(np.float64)
+    faces = _array(d, "f", src, 2).astype(np.int64)
+    blend = _array(d, "shapedirs", src, 3).astype(np.float64)
+    posedirs = _array(d, "posedirs", src, 3).astype(np.float64)
+    J_regressor = _array(d, "J_regressor", src, 2).astype(np.float64)
+    weights = _array(d, "weights", src, 2).astype(np.float64)
+    kintree = _array(d, "kintree_table", src, 2)
+    parents = kintree[0].astype(np.int64)
+    # FLAME stores the root's parent as uint32 max (4294967295).
+    parents[parents >= kintree.shape[1]] = -1
+    if not (parents.shape[0] >= 1 and parents[0] == -1):
+        raise CheckpointError(f"{src}: kintree_table does not start with the root joint")
+    n_id = min(N_IDENTITY_MAX, blend.shape[2])
+    lmk_faces = np.zeros((0,), np.int64)
+    lmk_bary = np.zeros((0, 3), np.float64)
+    dyn_faces = dyn_bary = None
+    if static_embedding is not None:
+        lmk_faces, lmk_bary = load_static_embedding(static_embedding)
+    if dynamic_embedding is not None:
+        dyn_faces, dyn_bary = load_dynamic_embedding(dynamic_embedding)
+    data = FaceModelData(
+        v_template=v_template,
+        faces=faces,
+        shapedirs=np.ascontiguousarray(blend[:, :, :n_id]),
+        exprdirs=np.ascontiguousarray(blend[:, :, n_id:]),
+        posedirs=posedirs,
+        J_regressor=J_regressor,
+        parents=parents,
+        lbs_weights=weights,
+        lmk_faces_idx=lmk_faces,
+        lmk_bary_coords=lmk_bary,
+        dynamic_lmk_faces_idx=dyn_faces,
+        dynamic_lmk_bary_coords=dyn_bary,
+        name=Path(src).stem,
+        metadata={"source": "FLAME pickle", "path": str(Path(src).resolve()), "bs_style": str(d.get("bs_style", "")),
+                  "bs_type": str(d.get("bs_type", ""))},
+    )
+    if lmk_faces.shape[0] == 0:
+        _validate_without_landmarks(data, src)
+    else:
+        data.validate(src)
+        if lmk_faces.max() >= faces.shape[0] or (dyn_faces is not None and dyn_faces.max() >= faces.shape[0]):
+            raise CheckpointError(f"{src}: landmark embedding refers to triangles beyond the model's {faces.shape[0]}")
+    return data
+
+
+def _validate_without_landmarks(data: FaceModelData, src: str) -> None:
+    # FaceModelData.validate insists on 51/68 landmarks; check everything else with a dummy set.
+    probe = FaceModelData(**{**data.__dict__, "lmk_faces_idx": np.zeros(68, np.int64), "lmk_bary_coords": np.zeros((68, 3))})
+    probe.validate(src)

@@ -1,0 +1,25 @@
+"""Where rig finds its shipped files (the ``checkpoints/`` folder of the repository).
+
+rig is installed editable from its checkout, so the folder sits next to the ``rig`` package:
+``<repo>/rig/paths.py`` -> ``<repo>/checkpoints``. Callers pass paths explicitly everywhere else;
+this is the one place that knows the layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The folder holding the ``rig`` package (the repository root in an editable install)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def checkpoints_dir() -> Path:
+    """``<repo>/checkpoints``: the embedded default head and other shipped models."""
+    return repo_root() / "checkpoints"
+
+
+def default_head_path() -> Path:
+    """The embedded default head in rig's ``FaceModelData`` ``.npz`` format."""
+    return checkpoints_dir() / "default_head" / "default_head.npz"

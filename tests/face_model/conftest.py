@@ -1,0 +1,46 @@
+"""Fixtures for the face-model tests: the FLAME-format fixture model and its reference forward pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rig.face_model import FaceModel, RigParams, load_face_model
+
+
+@pytest.fixture(scope="session")
+def flame_pkl(flame_fixture_dir: Path) -> Path:
+    return flame_fixture_dir / "generic_model.pkl"
+
+
+@pytest.fixture(scope="session")
+def flame_model64(flame_pkl: Path) -> FaceModel:
+    return load_face_model(flame_pkl, dtype=torch.float64)
+
+
+@pytest.fixture(scope="session")
+def reference_forward(flame_fixture_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(flame_fixture_dir / "reference_forward.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def reference_arrays(reference_forward):
+    """``fn(k)``: case ``k`` of reference_forward.npz as a dict in RigParams file-format keys."""
+    def arrays(k: int) -> dict[str, np.ndarray]:
+        ref = reference_forward
+        pose = ref[f"pose_{k}"]
+        return {"shape": ref[f"betas_{k}"], "expression": ref[f"expr_{k}"], "global_pose": pose[0:3],
+                "neck_pose": pose[3:6], "jaw_pose": pose[6:9], "eye_pose": pose[9:15], "translation": ref[f"trans_{k}"]}
+    return arrays
+
+
+@pytest.fixture(scope="session")
+def reference_params(reference_arrays):
+    """``fn(k, model)``: case ``k`` as a RigParams for ``model``."""
+    def params(k: int, model: FaceModel) -> RigParams:
+        return RigParams.from_arrays(reference_arrays(k), model.n_shape, model.n_expression, model.dtype)
+    return params
