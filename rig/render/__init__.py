@@ -1,1 +1,15 @@
-"""rig.render"""
+"""rig.render: cameras, a differentiable rasterizer (C++ kernel + PyTorch reference), shading, passes.
+
+Stages (each testable alone): ``camera`` (world -> pixels + depth) -> ``rasterize`` (visibility,
+``Fragments``) -> ``interpolate`` / ``antialias`` -> ``shading`` -> ``passes`` (``render_face``).
+"""
+
+from rig.render.camera import (OrthographicCamera, PerspectiveCamera, Projection, frame_head,
+                               intrinsics_from_fov, look_at)
+from rig.render.rasterize import (Fragments, RasterSettings, barycentrics_from_faces, interpolate,
+                                  rasterize)
+
+__all__ = [
+    "OrthographicCamera", "PerspectiveCamera", "Projection", "frame_head", "intrinsics_from_fov", "look_at",
+    "Fragments", "RasterSettings", "barycentrics_from_faces", "interpolate", "rasterize",
+]

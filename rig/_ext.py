@@ -1,0 +1,99 @@
+"""Build and cache C++ extensions (JIT, ninja) with a warn-and-fall-back policy.
+
+``load_cpp_extension(name, sources)`` compiles the sources with ``torch.utils.cpp_extension.load``
+into a build folder keyed by a hash of the source text, the compiler flags and the torch / Python
+versions, under ``<cache>/rig/ext/<name>-<hash>`` (``<cache>`` = ``$XDG_CACHE_HOME`` or
+``~/.cache``), so a second process (or a second run) imports the built library in well under a
+second. If the build fails, it warns once (``RuntimeWarning``) and returns ``None`` so the caller
+can use its reference implementation; ``required=True`` raises ``ExtensionBuildError`` instead.
+
+The only module-level state is the cache of loaded (or failed) extensions, keyed by build hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Sequence
+
+from rig.errors import RigError
+
+DEFAULT_CFLAGS = ("-O3", "-ffp-contract=off", "-fno-fast-math")
+
+_LOADED: dict[str, ModuleType | Exception] = {}
+
+
+class ExtensionBuildError(RigError):
+    """A C++ extension could not be compiled or imported."""
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rig/ext`` or ``~/.cache/rig/ext``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rig" / "ext"
+
+
+def build_hash(name: str, sources: Sequence[Path], extra_cflags: Sequence[str]) -> str:
+    """Hex digest identifying one build: source bytes, flags, torch and Python versions."""
+    import torch
+
+    h = hashlib.sha256()
+    h.update(name.encode())
+    for src in sources:
+        h.update(Path(src).name.encode())
+        h.update(Path(src).read_bytes())
+    h.update(repr(tuple(extra_cflags)).encode())
+    h.update(torch.__version__.encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()[:16]
+
+
+def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cflags: Sequence[str] = DEFAULT_CFLAGS,
+                       required: bool = False, cache_dir: str | os.PathLike | None = None,
+                       verbose: bool = False) -> ModuleType | None:
+    """Compile (once) and import a C++ extension; ``None`` with a warning if that fails.
+
+    name: Python module name of the extension (must match ``TORCH_EXTENSION_NAME`` usage).
+    sources: .cpp files. extra_cflags: compiler flags (part of the cache key).
+    required: raise ``ExtensionBuildError`` instead of warning and returning ``None``.
+    cache_dir: parent of the build folders (default ``default_cache_dir()``).
+    """
+    srcs = [Path(s) for s in sources]
+    try:
+        key = build_hash(name, srcs, extra_cflags)
+    except OSError as e:
+        return _failed(name, ExtensionBuildError(f"{name}: cannot read sources ({e})"), required)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_key = f"{root}/{name}-{key}"
+    cached = _LOADED.get(cache_key)
+    if isinstance(cached, ModuleType):
+        return cached
+    if isinstance(cached, Exception):
+        if required:
+            raise ExtensionBuildError(str(cached))
+        return None
+    build_dir = root / f"{name}-{key}"
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        from torch.utils.cpp_extension import load
+
+        module = load(name=name, sources=[str(s) for s in srcs], extra_cflags=list(extra_cflags),
+                      build_directory=str(build_dir), verbose=verbose)
+    except Exception as e:  # noqa: BLE001 - any build/import failure means: use the reference path
+        err = ExtensionBuildError(f"C++ extension '{name}' failed to build in {build_dir}: "
+                                  f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        _LOADED[cache_key] = err
+        return _failed(name, err, required)
+    _LOADED[cache_key] = module
+    return module
+
+
+def _failed(name: str, err: ExtensionBuildError, required: bool) -> None:
+    if required:
+        raise err
+    warnings.warn(f"{err}; falling back to the PyTorch reference implementation", RuntimeWarning, stacklevel=3)
+    return None
