@@ -1,0 +1,13 @@
+"""StyleGAN2's custom ops, each with a reference implementation (the spec) and a fast path."""
+
+from rig.stylegan2.ops.bias_act import ACTIVATIONS, activation_spec, bias_act, bias_act_ref
+from rig.stylegan2.ops.conv2d_resample import conv2d_resample
+from rig.stylegan2.ops.modconv import demod_coefficients, modulated_conv2d, modulated_conv2d_ref
+from rig.stylegan2.ops.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref,
+                                         upsample2d)
+
+__all__ = [
+    "ACTIVATIONS", "activation_spec", "bias_act", "bias_act_ref", "conv2d_resample", "demod_coefficients",
+    "modulated_conv2d", "modulated_conv2d_ref", "downsample2d", "filter2d", "setup_filter", "upfirdn2d",
+    "upfirdn2d_ref", "upsample2d",
+]

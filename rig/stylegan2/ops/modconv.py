@@ -1,0 +1,145 @@
+"""Modulated (and demodulated) convolution, the core of every StyleGAN2 synthesis layer.
+
+For a batch of styles ``s`` (N, Cin) the effective weight of sample ``n`` is::
+
+    w'[n, o, i, :, :] = w[o, i] * s[n, i]
+    w''[n, o]         = w'[n, o] / sqrt(sum_{i,kh,kw} w'[n, o]^2 + 1e-8)      (if demodulate)
+
+and the output is ``conv2d_resample(x[n], w''[n]) + noise``. Two mathematically equal ways to
+compute it:
+
+* **fused** (``fused_modconv=True``): build the per-sample weights and run one grouped
+  convolution (groups = N). This is the reference for inference.
+* **non-fused**: scale the *input* by the styles, convolve with the shared weight, scale the
+  output by the demodulation coefficients (what training uses; one big convolution for the batch).
+
+``impl='fast'`` picks whichever is faster for the batch (plain convolution with the weight folded
+for N == 1, the non-fused form for N > 1) and agrees with the reference to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rig.errors import InputError, ShapeError
+from rig.stylegan2.ops.conv2d_resample import conv2d_resample
+
+
+def _check(x, weight, styles):
+    if x.ndim != 4 or weight.ndim != 4 or styles.ndim != 2:
+        raise ShapeError(f"modulated_conv2d: expected x (N,Cin,H,W), weight (Cout,Cin,kh,kw), styles (N,Cin); "
+                         f"got {tuple(x.shape)}, {tuple(weight.shape)}, {tuple(styles.shape)}")
+    n, cin = x.shape[:2]
+    if weight.shape[1] != cin or styles.shape != (n, cin):
+        raise ShapeError(f"modulated_conv2d: channel/batch mismatch: x {tuple(x.shape)}, weight "
+                         f"{tuple(weight.shape)}, styles {tuple(styles.shape)}")
+
+
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """(N, Cout) demodulation factors ``1 / sqrt(sum (w * s)^2 + 1e-8)`` for weight (Cout,Cin,kh,kw)
+    and styles (N, Cin), computed without materialising the per-sample weights."""
+    wsq = weight.square().sum(dim=[2, 3])  # (Cout, Cin)
+    return (styles.square() @ wsq.t() + 1e-8).rsqrt()
+
+
+def modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+                         demodulate=True, flip_weight=True, fused_modconv=True):
+    """Reference modulated convolution (the specification; NVIDIA's numerics, float32 path).
+
+    Args:
+        x: (N, Cin, H, W) activations.
+        weight: (Cout, Cin, kh, kw) shared weight (already scaled as the layer wants).
+        styles: (N, Cin) per-sample input scales.
+        noise: None or a tensor broadcastable to the output (N, Cout, H', W'), added after the
+            (de)modulated convolution.
+        up, down, padding, resample_filter, flip_weight: as in ``conv2d_resample``.
+        demodulate: normalise each output channel's effective weight to unit norm.
+        fused_modconv: grouped-convolution form (True) or input/output-scaling form (False).
+    Returns:
+        (N, Cout, H', W') tensor.
+    """
+    _check(x, weight, styles)
+    batch = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+
+    w = None
+    dcoefs = None
+    if demodulate or fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+    if demodulate and fused_modconv:
+        w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                            flip_weight=flip_weight, impl="ref")
+        if demodulate and noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1))
+        if demodulate:
+            return x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
+        if noise is not None:
+            return x + noise.to(x.dtype)
+        return x
+
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=batch,
+                        flip_weight=flip_weight, impl="ref")
+    x = x.reshape(batch, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise
+    return x
+
+
+def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+                          demodulate=True, flip_weight=True, out_gain: float = 1.0, bias=None):
+    """Inference path: same result as the reference (times ``out_gain``, plus ``bias`` per channel).
+
+    ``out_gain`` and ``bias`` let the caller fold a positive activation gain and the layer bias
+    into the convolution (``lrelu(g * y) == g * lrelu(y)`` for ``g > 0``), saving full passes
+    over the output. Batch 1 runs as one plain convolution with the folded weight; larger
+    batches scale the input, convolve with the shared weight and scale the output.
+    """
+    _check(x, weight, styles)
+    batch = x.shape[0]
+    dcoefs = demod_coefficients(weight, styles) if demodulate else None  # (N, Cout)
+    scale_out = dcoefs * out_gain if dcoefs is not None else None
+
+    if batch == 1:
+        w = weight * styles.reshape(1, -1, 1, 1)
+        if scale_out is not None:
+            w = w * scale_out.reshape(-1, 1, 1, 1)
+        elif out_gain != 1:
+            w = w * out_gain
+        y = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                            flip_weight=flip_weight, impl="fast")
+    else:
+        y = conv2d_resample(x * styles.to(x.dtype).reshape(batch, -1, 1, 1), weight.to(x.dtype), f=resample_filter,
+                            up=up, down=down, padding=padding, flip_weight=flip_weight, impl="fast")
+        if scale_out is not None:
+            y.mul_(scale_out.to(y.dtype).reshape(batch, -1, 1, 1))
+        elif out_gain != 1:
+            y.mul_(out_gain)
+    if noise is not None:
+        y.add_(noise.to(y.dtype), alpha=out_gain) if out_gain != 1 else y.add_(noise.to(y.dtype))
+    if bias is not None:
+        y.add_((bias * out_gain).to(y.dtype).reshape(1, -1, 1, 1))
+    return y
+
+
+def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+                     demodulate=True, flip_weight=True, fused_modconv=True, impl="auto"):
+    """Modulated convolution with ``impl`` in {'ref', 'fast', 'auto'}; 'auto' = 'fast' without autograd.
+
+    See :func:`modulated_conv2d_ref` for the arguments and result.
+    """
+    if impl not in ("ref", "fast", "auto"):
+        raise InputError(f"modulated_conv2d: impl must be 'ref', 'fast' or 'auto', got {impl!r}")
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, styles))
+    if impl == "ref" or (impl == "auto" and needs_grad):
+        return modulated_conv2d_ref(x, weight, styles, noise, up, down, padding, resample_filter, demodulate,
+                                    flip_weight, fused_modconv)
+    return modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate,
+                                 flip_weight)

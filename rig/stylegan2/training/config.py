@@ -1,0 +1,131 @@
+"""``TrainConfig``: every setting of a StyleGAN2 training run, and the named presets.
+
+The numbers follow the StyleGAN2 paper's config-F recipe scaled down for a CPU: non-saturating
+logistic loss, lazy R1 every 16 D steps, optional path-length regularisation every 4 G steps,
+style mixing, an EMA of G, Adam(betas 0, 0.99). Presets trade network width for kimg/h.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rig.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one generator training run (network shape, optimisation, schedule).
+
+    Network:
+        resolution: output image side in pixels (a power of two >= 8), must match the dataset.
+        z_dim, w_dim: latent sizes. mapping_layers: depth of the mapping MLP.
+        channel_base, channel_max: feature maps per resolution = min(channel_base // res, channel_max).
+        mbstd_group: minibatch-stddev group size of D (must divide batch).
+    Optimisation:
+        batch: images per step. g_lr, d_lr: Adam learning rates before the lazy-reg correction.
+        betas: Adam betas before the lazy-reg correction. r1_gamma: R1 weight (gamma in R1 * gamma/2).
+        r1_interval: D regulariser runs every this many steps (lazy R1).
+        pl_weight: path-length weight (0 turns it off); pl_interval, pl_batch_shrink, pl_decay as StyleGAN2.
+        style_mixing: probability of mixing two latents in a G forward pass.
+        ema_kimg: half-life of the G EMA in kimg; ema_rampup: ramp the half-life with training progress
+            (ema_nimg = min(ema_kimg*1000, cur_nimg*ema_rampup)); None turns the ramp off.
+        xflip: also train on mirrored dataset images (doubles the dataset).
+    Schedule:
+        kimg: train until this many thousand real images were shown to D.
+        snapshot_kimg: snapshot (weights, optimisers, RNG) every this many kimg.
+        snapshot_minutes: also snapshot when this much wall-clock time passed since the last one
+            (None = only by kimg), so a killed session loses at most that much.
+        log_kimg: one loss-history entry per this many kimg.
+        keep_snapshots: how many snapshots to keep on disk (oldest deleted first).
+        grid_size: samples in the periodic PNG grid (a square number).
+        seed: seeds every random stream of the run (data order, latents, noise).
+        threads: torch intra-op threads (None = leave torch's setting).
+    """
+
+    resolution: int = 64
+    z_dim: int = 128
+    w_dim: int = 128
+    mapping_layers: int = 2
+    channel_base: int = 4096
+    channel_max: int = 128
+    mbstd_group: int = 4
+
+    batch: int = 16
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 0.05
+    r1_interval: int = 16
+    pl_weight: float = 0.0
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing: float = 0.9
+    ema_kimg: float = 5.0
+    ema_rampup: float | None = 0.05
+    xflip: bool = True
+
+    kimg: float = 2000.0
+    snapshot_kimg: float = 10.0
+    snapshot_minutes: float | None = 10.0
+    log_kimg: float = 1.0
+    keep_snapshots: int = 3
+    grid_size: int = 16
+    seed: int = 0
+    threads: int | None = None
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``InputError`` on settings that cannot train; return self."""
+        r = self.resolution
+        if r < 8 or r & (r - 1):
+            raise InputError(f"train config: resolution {r} is not a power of two >= 8")
+        if self.batch < 1 or self.batch % max(1, min(self.mbstd_group, self.batch)):
+            raise InputError(f"train config: batch {self.batch} is not a multiple of mbstd_group {self.mbstd_group}")
+        if self.r1_interval < 1 or self.pl_interval < 1:
+            raise InputError("train config: regularisation intervals must be >= 1")
+        if self.snapshot_kimg <= 0 or self.log_kimg <= 0 or self.kimg <= 0:
+            raise InputError("train config: kimg, snapshot_kimg and log_kimg must be positive")
+        if self.keep_snapshots < 1:
+            raise InputError("train config: keep_snapshots must be >= 1")
+        n = int(round(self.grid_size ** 0.5))
+        if n * n != self.grid_size:
+            raise InputError(f"train config: grid_size {self.grid_size} is not a square number")
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied (unknown names raise ``InputError``)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise InputError(f"train config: unknown setting(s) {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: (tuple(v) if k == "betas" else v) for k, v in d.items() if k in names}
+        return cls(**d).validate()
+
+
+# Presets. 'tiny' exists for tests (seconds per kimg); '64' is the default-world recipe; '128' is the
+# width that NOTES.md measured at ~3.9 kimg/h on this 2-core machine (too slow to ship this year).
+PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
+                        channel_max=16, batch=4, mbstd_group=2, kimg=0.064, snapshot_kimg=0.016,
+                        snapshot_minutes=None, log_kimg=0.008, r1_interval=4, pl_interval=2, ema_kimg=0.01,
+                        grid_size=4),
+    "64": TrainConfig(),
+    "128": TrainConfig(resolution=128, z_dim=256, w_dim=256, channel_base=8192, channel_max=256,
+                       r1_gamma=0.2, batch=16, ema_kimg=5.0),
+}
+
+
+def preset(name: str, **changes) -> TrainConfig:
+    """The preset ``name`` ('tiny', '64', '128') with ``changes`` applied."""
+    if name not in PRESETS:
+        raise InputError(f"unknown training preset '{name}' (choose from {', '.join(PRESETS)})")
+    return PRESETS[name].replace(**changes) if changes else PRESETS[name].validate()

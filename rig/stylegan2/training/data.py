@@ -1,0 +1,63 @@
+"""``ImageStream``: an endless, resumable, seeded stream of training batches from in-memory images.
+
+Each epoch visits every image (and, with x-flip, every mirrored image) once in an order drawn from
+``seed`` and the epoch number alone, so the stream's whole state is two integers (epoch, position)
+and a resumed run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rig.errors import InputError
+
+
+class ImageStream:
+    """Batches of float images in [-1, 1] from ``images`` (N, C, H, W) uint8.
+
+    With ``xflip`` the stream covers 2N items: item i >= N is image i - N mirrored left-right.
+    """
+
+    def __init__(self, images: torch.Tensor, seed: int, xflip: bool = False):
+        if images.dtype != torch.uint8 or images.ndim != 4 or len(images) == 0:
+            raise InputError(f"training images must be a non-empty (N, C, H, W) uint8 tensor, got {tuple(images.shape)} {images.dtype}")
+        self.images = images
+        self.seed = int(seed)
+        self.xflip = bool(xflip)
+        self.epoch = 0
+        self.position = 0
+        self._order = self._epoch_order(0)
+
+    def __len__(self) -> int:
+        return len(self.images) * (2 if self.xflip else 1)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self), generator=gen)
+
+    def next(self, batch: int) -> torch.Tensor:
+        """The next ``batch`` images as float32 (batch, C, H, W) in [-1, 1] (crossing epochs as needed)."""
+        picks = []
+        while len(picks) < batch:
+            if self.position == len(self._order):
+                self.epoch += 1
+                self.position = 0
+                self._order = self._epoch_order(self.epoch)
+            take = min(batch - len(picks), len(self._order) - self.position)
+            picks.extend(self._order[self.position:self.position + take].tolist())
+            self.position += take
+        n = len(self.images)
+        idx = torch.tensor(picks)
+        imgs = self.images[idx % n]
+        flip = idx >= n
+        if flip.any():
+            imgs[flip] = imgs[flip].flip(3)
+        return imgs.to(torch.float32) / 127.5 - 1.0
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self._order = self._epoch_order(self.epoch)

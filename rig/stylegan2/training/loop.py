@@ -1,0 +1,351 @@
+"""The StyleGAN2 training loop: ``Trainer`` owns G, D, G_ema, the optimisers and the random streams.
+
+One step (``batch`` real images shown to D) runs the phases of StyleGAN2's lazy-regularised recipe:
+
+* G main: non-saturating logistic loss on a fresh batch of fakes (with style mixing).
+* G reg (every ``pl_interval`` steps, if ``pl_weight`` > 0): path-length penalty, scaled by the interval.
+* D main: logistic loss on fakes and the real batch.
+* D reg (every ``r1_interval`` steps): R1 penalty on the real batch, scaled by the interval.
+
+Adam's learning rate and betas of a lazily regularised network are corrected by
+``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
+
+Every random draw comes from two explicit streams, the latent generator and torch's global generator
+(used by the synthesis network's per-pixel noise), both seeded from ``TrainConfig.seed`` inside a
+``fork_rng`` block and both saved in snapshots; with the data order saved as (epoch, position), a run
+resumed from a snapshot continues bit-exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from rig.errors import CheckpointError, InputError
+from rig.io.atomic import write_text_atomic
+from rig.stylegan2.training import loss as L
+from rig.stylegan2.training.config import TrainConfig
+from rig.stylegan2.training.data import ImageStream
+from rig.stylegan2.training.ema import ema_beta, update_ema
+from rig.stylegan2.training.report import save_grid, save_loss_plot
+from rig.stylegan2.training.snapshot import (
+    Snapshot,
+    latest_snapshot,
+    pack_module,
+    pack_optimizer,
+    read_snapshot,
+    unpack_module,
+    unpack_optimizer,
+    write_snapshot,
+)
+
+NetworkBuilder = Callable[[TrainConfig, int], "tuple[torch.nn.Module, torch.nn.Module]"]
+
+
+def build_networks(cfg: TrainConfig, img_channels: int = 3) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """rig's StyleGAN2 G and D for ``cfg`` (no conditioning, fp32 everywhere, no conv clamp)."""
+    from rig.stylegan2.config import EpilogueConfig
+    from rig.stylegan2.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
+                                        MappingConfig, SynthesisConfig)
+
+    G = Generator(GeneratorConfig(
+        z_dim=cfg.z_dim, c_dim=0, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=img_channels,
+        mapping=MappingConfig(num_layers=cfg.mapping_layers),
+        synthesis=SynthesisConfig(channel_base=cfg.channel_base, channel_max=cfg.channel_max)))
+    D = Discriminator(DiscriminatorConfig(
+        c_dim=0, img_resolution=cfg.resolution, img_channels=img_channels, channel_base=cfg.channel_base,
+        channel_max=cfg.channel_max, epilogue=EpilogueConfig(mbstd_group_size=cfg.mbstd_group)))
+    return G, D
+
+
+def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
+    """Adam with StyleGAN2's lazy-regularisation correction (none when ``interval`` is None)."""
+    if interval is not None:
+        ratio = interval / (interval + 1)
+        lr = lr * ratio
+        betas = (betas[0] ** ratio, betas[1] ** ratio)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8)
+
+
+@dataclass
+class _LossMeter:
+    """Running sums of the logged quantities between two history entries."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, value: torch.Tensor) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def flush(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums.clear()
+        self.counts.clear()
+        return out
+
+
+class Trainer:
+    """A resumable StyleGAN2 training run in ``run_dir`` on ``images`` (N, C, S, S) uint8.
+
+    Use ``Trainer.start(cfg, images, run_dir)`` for a new run or ``Trainer.resume(run_dir, images)``
+    to continue from the newest snapshot, then ``trainer.train()``. Files written into ``run_dir``:
+    ``snapshots/`` (resumable state), ``grids/grid-<kimg>.png`` (fixed-latent samples of G_ema),
+    ``reals.png``, ``loss.png``, ``config.json``.
+    """
+
+    def __init__(self, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike,
+                 builder: NetworkBuilder = build_networks, progress: bool = True):
+        cfg.validate()
+        if images.ndim != 4 or images.shape[2] != cfg.resolution or images.shape[3] != cfg.resolution:
+            raise InputError(f"training images are {tuple(images.shape)}, config wants (N, C, {cfg.resolution}, {cfg.resolution})")
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        # Construct everything under the run's own seed so the initial weights are a function of it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.G, self.D = builder(cfg, images.shape[1])
+            self.global_rng_state = torch.get_rng_state()
+        self.G.train().requires_grad_(False)
+        self.D.train().requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.stream = ImageStream(images, seed=cfg.seed, xflip=cfg.xflip)
+        self.latent_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.grid_z = torch.randn((cfg.grid_size, cfg.z_dim), generator=torch.Generator().manual_seed(cfg.seed + 2))
+        pl = cfg.pl_weight > 0
+        self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
+        self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
+        self.pl_mean = torch.zeros([])
+        self.nimg = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.wall_seconds = 0.0
+        self._meter = _LossMeter()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike, **kw) -> "Trainer":
+        """A fresh run; refuses a ``run_dir`` that already holds snapshots (resume it instead)."""
+        if latest_snapshot(run_dir) is not None:
+            raise InputError(f"{run_dir}: already holds a training run; resume it or choose another folder")
+        return cls(cfg, images, run_dir, **kw)
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike, images: torch.Tensor, snapshot: str | os.PathLike | None = None,
+               **changes) -> "Trainer":
+        """Continue from ``snapshot`` (default: the newest in ``run_dir``). ``changes`` may alter only the
+        schedule (kimg, snapshot_kimg, snapshot_minutes, log_kimg, keep_snapshots); builder/progress pass through."""
+        kw = {k: changes.pop(k) for k in ("builder", "progress") if k in changes}
+        allowed = {"kimg", "snapshot_kimg", "snapshot_minutes", "log_kimg", "keep_snapshots"}
+        if set(changes) - allowed:
+            raise InputError(f"resume can only change {', '.join(sorted(allowed))}, not {', '.join(sorted(set(changes) - allowed))}")
+        path = Path(snapshot) if snapshot is not None else latest_snapshot(run_dir)
+        if path is None:
+            raise CheckpointError(f"{run_dir}: no snapshot to resume from")
+        snap = read_snapshot(path)
+        cfg = TrainConfig.from_json(snap.meta["config"]).replace(**changes) if changes else TrainConfig.from_json(snap.meta["config"])
+        trainer = cls(cfg, images, run_dir, **kw)
+        trainer._load(snap)
+        return trainer
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _pack(self) -> Snapshot:
+        tensors = {}
+        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            tensors.update(pack_module(prefix, module))
+        opt_g, groups_g = pack_optimizer("opt_G", self.opt_G)
+        opt_d, groups_d = pack_optimizer("opt_D", self.opt_D)
+        tensors.update(opt_g)
+        tensors.update(opt_d)
+        tensors["rng.latent"] = self.latent_gen.get_state()
+        tensors["rng.global"] = self.global_rng_state
+        tensors["pl_mean"] = self.pl_mean.clone()
+        meta = {"config": self.cfg.to_json(), "step": self.step, "stream": self.stream.state(),
+                "history": self.history, "wall_seconds": self.wall_seconds,
+                "opt_G_groups": groups_g, "opt_D_groups": groups_d, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return Snapshot(tensors, meta)
+
+    def _load(self, snap: Snapshot) -> None:
+        src = str(snap.path)
+        t = snap.tensors
+        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            unpack_module(prefix, module, t, src)
+        unpack_optimizer("opt_G", self.opt_G, t, snap.meta["opt_G_groups"], src)
+        unpack_optimizer("opt_D", self.opt_D, t, snap.meta["opt_D_groups"], src)
+        try:
+            self.latent_gen.set_state(t["rng.latent"])
+            self.global_rng_state = t["rng.global"].clone()
+            self.pl_mean = t["pl_mean"].clone()
+            self.stream.load_state(snap.meta["stream"])
+            self.nimg = int(snap.meta["nimg"])
+            self.step = int(snap.meta["step"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{src}: incomplete training snapshot ({e})") from None
+        self.history = list(snap.meta.get("history", []))
+        self.wall_seconds = float(snap.meta.get("wall_seconds", 0.0))
+
+    def save_snapshot(self) -> Path:
+        """Write the resumable state, a sample grid and the loss plot; return the snapshot's JSON path."""
+        path = write_snapshot(self.run_dir, self.nimg, self._pack(), keep=self.cfg.keep_snapshots)
+        save_grid(self.sample(self.grid_z), self.run_dir / "grids" / f"grid-{self.nimg // 1000:06d}kimg.png")
+        save_loss_plot(self.history, self.run_dir / "loss.png")
+        return path
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        """G_ema images (N, C, S, S) for latents ``z`` (N, z_dim), constant noise; leaves every RNG alone."""
+        return self.G_ema(z, None, truncation_psi=truncation_psi, noise_mode="const")
+
+    # ------------------------------------------------------------------ one step
+
+    def _latents(self, n: int) -> torch.Tensor:
+        return torch.randn((n, self.cfg.z_dim), generator=self.latent_gen)
+
+    def _run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and ws for latents ``z``; with probability ``style_mixing`` the ws after a random
+        cutoff layer come from a second latent (whose mapping does not update w_avg)."""
+        ws = self.G.mapping(z, None)
+        if self.cfg.style_mixing > 0:
+            num_ws = ws.shape[1]
+            cutoff = int(torch.randint(1, num_ws, (), generator=self.latent_gen))
+            mix = float(torch.rand((), generator=self.latent_gen)) < self.cfg.style_mixing
+            z2 = self._latents(len(z))
+            if mix:
+                ws2 = self.G.mapping(z2, None, skip_w_avg_update=True)
+                ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return self.G.synthesis(ws), ws
+
+    @staticmethod
+    def _step_optimizer(opt: torch.optim.Optimizer, module: torch.nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+
+    def _train_step(self) -> None:
+        cfg = self.cfg
+        B = cfg.batch
+        real = self.stream.next(B)
+
+        # G main
+        self.G.requires_grad_(True)
+        self.opt_G.zero_grad(set_to_none=True)
+        fake, _ = self._run_G(self._latents(B))
+        loss_g = L.g_nonsaturating_loss(self.D(fake, None)).mean()
+        loss_g.backward()
+        self._step_optimizer(self.opt_G, self.G)
+        self._meter.add("loss_G", loss_g.detach())
+
+        # G reg: path length, lazily
+        if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
+            self.opt_G.zero_grad(set_to_none=True)
+            n = max(1, B // cfg.pl_batch_shrink)
+            img, ws = self._run_G(self._latents(n))
+            lengths = L.path_length(img, ws, torch.randn(img.shape, generator=self.latent_gen))
+            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
+            penalty = (lengths - self.pl_mean).square() * cfg.pl_weight
+            (img[:, 0, 0, 0] * 0 + penalty).mean().mul(cfg.pl_interval).backward()
+            self._step_optimizer(self.opt_G, self.G)
+            self._meter.add("pl", penalty.mean().detach())
+        self.G.requires_grad_(False)
+
+        # D main
+        self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            fake, _ = self._run_G(self._latents(B))
+        fake_logits = self.D(fake, None)
+        real_logits = self.D(real, None)
+        loss_d = L.d_logistic_loss(real_logits, fake_logits).mean()
+        loss_d.backward()
+        self._step_optimizer(self.opt_D, self.D)
+        self._meter.add("loss_D", loss_d.detach())
+        self._meter.add("real_score", real_logits.detach().mean())
+        self._meter.add("fake_score", fake_logits.detach().mean())
+
+        # D reg: R1, lazily
+        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+            self.opt_D.zero_grad(set_to_none=True)
+            real_tmp = real.detach().requires_grad_(True)
+            logits = self.D(real_tmp, None)
+            r1 = L.r1_penalty(logits, real_tmp) * (cfg.r1_gamma / 2)
+            (logits.reshape(len(logits), -1)[:, 0] * 0 + r1).mean().mul(cfg.r1_interval).backward()
+            self._step_optimizer(self.opt_D, self.D)
+            self._meter.add("r1", r1.mean().detach())
+        self.D.requires_grad_(False)
+
+        self.nimg += B
+        self.step += 1
+        update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _log(self, seconds: float, images: int) -> None:
+        entry = self._meter.flush()
+        if entry:
+            entry.update(kimg=self.nimg / 1000, sec_per_kimg=seconds / max(images, 1) * 1000, wall_seconds=round(self.wall_seconds, 1))
+            self.history.append(entry)
+
+    def train(self, on_snapshot: Callable[[Path], None] | None = None) -> Path | None:
+        """Train until ``cfg.kimg``; snapshot by kimg and by wall-clock; return the last snapshot path.
+
+        ``on_snapshot`` is called with each new snapshot's path (e.g. to export a network file).
+        """
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        target = int(round(cfg.kimg * 1000))
+        snap_every = max(1, int(round(cfg.snapshot_kimg * 1000)))
+        log_every = max(1, int(round(cfg.log_kimg * 1000)))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.run_dir / "config.json", json.dumps(cfg.to_json(), indent=1))
+        if not (self.run_dir / "reals.png").exists():
+            n = min(cfg.grid_size, len(self.stream.images))
+            save_grid(self.stream.images[:n].float() / 127.5 - 1, self.run_dir / "reals.png")
+        last_path = None
+        old_threads = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        bar = tqdm(total=cfg.kimg, initial=self.nimg / 1000, unit="kimg", disable=not self.progress,
+                   bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.global_rng_state)
+                t_snap = time.monotonic()
+                t_log, n_log = time.monotonic(), self.nimg
+                while self.nimg < target:
+                    t0 = time.monotonic()
+                    self._train_step()
+                    self.wall_seconds += time.monotonic() - t0
+                    bar.update(cfg.batch / 1000)
+                    if self.nimg // log_every != (self.nimg - cfg.batch) // log_every:
+                        self._log(time.monotonic() - t_log, self.nimg - n_log)
+                        t_log, n_log = time.monotonic(), self.nimg
+                        last = self.history[-1] if self.history else {}
+                        bar.set_postfix_str(f"G {last.get('loss_G', 0):.3f} D {last.get('loss_D', 0):.3f} "
+                                            f"{3600 / max(last.get('sec_per_kimg', 1e9), 1e-9):.1f} kimg/h", refresh=False)
+                    by_kimg = self.nimg // snap_every != (self.nimg - cfg.batch) // snap_every
+                    by_time = cfg.snapshot_minutes is not None and time.monotonic() - t_snap >= cfg.snapshot_minutes * 60
+                    if by_kimg or by_time or self.nimg >= target:
+                        self._log(time.monotonic() - t_log, self.nimg - n_log)
+                        t_log, n_log = time.monotonic(), self.nimg
+                        self.global_rng_state = torch.get_rng_state()
+                        last_path = self.save_snapshot()
+                        t_snap = time.monotonic()
+                        if on_snapshot is not None:
+                            on_snapshot(last_path)
+                self.global_rng_state = torch.get_rng_state()
+        finally:
+            bar.close()
+            torch.set_num_threads(old_threads)
+        return last_path
