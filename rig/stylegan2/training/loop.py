@@ -10,10 +10,10 @@ One step (``batch`` real images shown to D) runs the phases of StyleGAN2's lazy-
 Adam's learning rate and betas of a lazily regularised network are corrected by
 ``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
 
-Every random draw comes from two explicit streams, the latent generator and torch's global generator
-(used by the synthesis network's per-pixel noise), both seeded from ``TrainConfig.seed`` inside a
-``fork_rng`` block and both saved in snapshots; with the data order saved as (epoch, position), a run
-resumed from a snapshot continues bit-exactly as the uninterrupted run would have.
+Every random draw comes from explicit ``torch.Generator`` streams seeded from ``TrainConfig.seed``
+(latents and mixing choices; the synthesis network's per-pixel noise) and saved in snapshots; with the
+data order saved as (epoch, position), a run resumed from a snapshot continues bit-exactly as the
+uninterrupted run would have. torch's global generator is never drawn from.
 """
 
 from __future__ import annotations
@@ -109,16 +109,16 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
-        # Construct everything under the run's own seed so the initial weights are a function of it.
+        # The initial weights are a function of the run's seed alone (and the caller's RNG is left alone).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.G, self.D = builder(cfg, images.shape[1])
-            self.global_rng_state = torch.get_rng_state()
         self.G.train().requires_grad_(False)
         self.D.train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
         self.stream = ImageStream(images, seed=cfg.seed, xflip=cfg.xflip)
         self.latent_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.noise_gen = torch.Generator().manual_seed(cfg.seed + 3)
         self.grid_z = torch.randn((cfg.grid_size, cfg.z_dim), generator=torch.Generator().manual_seed(cfg.seed + 2))
         pl = cfg.pl_weight > 0
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
@@ -168,7 +168,7 @@ class Trainer:
         tensors.update(opt_g)
         tensors.update(opt_d)
         tensors["rng.latent"] = self.latent_gen.get_state()
-        tensors["rng.global"] = self.global_rng_state
+        tensors["rng.noise"] = self.noise_gen.get_state()
         tensors["pl_mean"] = self.pl_mean.clone()
         meta = {"config": self.cfg.to_json(), "step": self.step, "stream": self.stream.state(),
                 "history": self.history, "wall_seconds": self.wall_seconds,
@@ -184,7 +184,7 @@ class Trainer:
         unpack_optimizer("opt_D", self.opt_D, t, snap.meta["opt_D_groups"], src)
         try:
             self.latent_gen.set_state(t["rng.latent"])
-            self.global_rng_state = t["rng.global"].clone()
+            self.noise_gen.set_state(t["rng.noise"])
             self.pl_mean = t["pl_mean"].clone()
             self.stream.load_state(snap.meta["stream"])
             self.nimg = int(snap.meta["nimg"])
@@ -223,7 +223,7 @@ class Trainer:
             if mix:
                 ws2 = self.G.mapping(z2, None, skip_w_avg_update=True)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        return self.G.synthesis(ws), ws
+        return self.G.synthesis(ws, generator=self.noise_gen), ws
 
     @staticmethod
     def _step_optimizer(opt: torch.optim.Optimizer, module: torch.nn.Module) -> None:
@@ -319,32 +319,28 @@ class Trainer:
         bar = tqdm(total=cfg.kimg, initial=self.nimg / 1000, unit="kimg", disable=not self.progress,
                    bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(self.global_rng_state)
-                t_snap = time.monotonic()
-                t_log, n_log = time.monotonic(), self.nimg
-                while self.nimg < target:
-                    t0 = time.monotonic()
-                    self._train_step()
-                    self.wall_seconds += time.monotonic() - t0
-                    bar.update(cfg.batch / 1000)
-                    if self.nimg // log_every != (self.nimg - cfg.batch) // log_every:
-                        self._log(time.monotonic() - t_log, self.nimg - n_log)
-                        t_log, n_log = time.monotonic(), self.nimg
-                        last = self.history[-1] if self.history else {}
-                        bar.set_postfix_str(f"G {last.get('loss_G', 0):.3f} D {last.get('loss_D', 0):.3f} "
-                                            f"{3600 / max(last.get('sec_per_kimg', 1e9), 1e-9):.1f} kimg/h", refresh=False)
-                    by_kimg = self.nimg // snap_every != (self.nimg - cfg.batch) // snap_every
-                    by_time = cfg.snapshot_minutes is not None and time.monotonic() - t_snap >= cfg.snapshot_minutes * 60
-                    if by_kimg or by_time or self.nimg >= target:
-                        self._log(time.monotonic() - t_log, self.nimg - n_log)
-                        t_log, n_log = time.monotonic(), self.nimg
-                        self.global_rng_state = torch.get_rng_state()
-                        last_path = self.save_snapshot()
-                        t_snap = time.monotonic()
-                        if on_snapshot is not None:
-                            on_snapshot(last_path)
-                self.global_rng_state = torch.get_rng_state()
+            t_snap = time.monotonic()
+            t_log, n_log = time.monotonic(), self.nimg
+            while self.nimg < target:
+                t0 = time.monotonic()
+                self._train_step()
+                self.wall_seconds += time.monotonic() - t0
+                bar.update(cfg.batch / 1000)
+                if self.nimg // log_every != (self.nimg - cfg.batch) // log_every:
+                    self._log(time.monotonic() - t_log, self.nimg - n_log)
+                    t_log, n_log = time.monotonic(), self.nimg
+                    last = self.history[-1] if self.history else {}
+                    bar.set_postfix_str(f"G {last.get('loss_G', 0):.3f} D {last.get('loss_D', 0):.3f} "
+                                        f"{3600 / max(last.get('sec_per_kimg', 1e9), 1e-9):.1f} kimg/h", refresh=False)
+                by_kimg = self.nimg // snap_every != (self.nimg - cfg.batch) // snap_every
+                by_time = cfg.snapshot_minutes is not None and time.monotonic() - t_snap >= cfg.snapshot_minutes * 60
+                if by_kimg or by_time or self.nimg >= target:
+                    self._log(time.monotonic() - t_log, self.nimg - n_log)
+                    t_log, n_log = time.monotonic(), self.nimg
+                    last_path = self.save_snapshot()
+                    t_snap = time.monotonic()
+                    if on_snapshot is not None:
+                        on_snapshot(last_path)
         finally:
             bar.close()
             torch.set_num_threads(old_threads)

@@ -1,0 +1,1 @@
+"""StyleGAN2 training on CPU: config presets, losses, EMA, resumable snapshots and the loop (``Trainer``)."""

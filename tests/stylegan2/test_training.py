@@ -1,0 +1,154 @@
+"""StyleGAN2 training machinery: losses vs closed forms, EMA, data order, and a tiny run that resumes bit-exactly."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rig.errors import CheckpointError, InputError
+from rig.stylegan2.training import loss as L
+from rig.stylegan2.training.config import preset
+from rig.stylegan2.training.data import ImageStream
+from rig.stylegan2.training.ema import ema_beta, update_ema
+from rig.stylegan2.training.loop import Trainer, _lazy_adam
+from rig.stylegan2.training.snapshot import list_snapshots, read_snapshot
+
+
+def _images(n=12, size=16, seed=0):
+    """Smooth random colour fields (uint8) - enough structure for D to have something to see."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand((n, 3, 4, 4), generator=g)
+    return (torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) * 255).to(torch.uint8)
+
+
+# ---------------------------------------------------------------- losses against closed forms
+
+
+def test_logistic_losses_match_log_sigmoid():
+    real, fake = torch.tensor([[0.3], [-2.0], [4.0]]), torch.tensor([[1.5], [-0.5], [0.0]])
+    sig = torch.sigmoid
+    assert torch.allclose(L.g_nonsaturating_loss(fake), -torch.log(sig(fake[:, 0])), atol=1e-6)
+    assert torch.allclose(L.d_logistic_loss(real, fake), -torch.log(1 - sig(fake[:, 0])) - torch.log(sig(real[:, 0])), atol=1e-6)
+
+
+def test_r1_of_linear_discriminator_is_weight_norm():
+    w = torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    logits = (x * w).sum(dim=(1, 2, 3))[:, None] + (x ** 2).sum() * 0  # dD/dx = w for every sample
+    assert torch.allclose(L.r1_penalty(logits, x), w.square().sum().expand(4), rtol=1e-5)
+
+
+def test_path_length_of_linear_generator():
+    # img = A ws (per sample, flattened): J^T y = A^T y; check against the explicit product.
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(3 * 4 * 4, 2 * 6, generator=g)
+    ws = torch.randn(5, 2, 6, requires_grad=True)
+    img = (ws.reshape(5, -1) @ A.T).reshape(5, 3, 4, 4)
+    noise = torch.randn(img.shape, generator=g)
+    y = noise.reshape(5, -1) / 4.0  # sqrt(H*W) = 4
+    jty = (y @ A).reshape(5, 2, 6)
+    expect = jty.square().sum(2).mean(1).sqrt()
+    assert torch.allclose(L.path_length(img, ws, noise), expect, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- EMA, optimiser, data order
+
+
+def test_ema_half_life_and_update():
+    beta = ema_beta(batch=8, ema_kimg=2.0, ema_rampup=None, cur_nimg=10**6)
+    assert math.isclose(beta ** (2000 / 8), 0.5, rel_tol=1e-9)
+    ramped = ema_beta(batch=8, ema_kimg=2.0, ema_rampup=0.05, cur_nimg=1000)  # half-life 50 images
+    assert math.isclose(ramped ** (50 / 8), 0.5, rel_tol=1e-9)
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    update_ema(a, b, 0.75)
+    assert torch.allclose(a.weight, 0.75 * before + 0.25 * b.weight)
+
+
+def test_lazy_adam_correction():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = _lazy_adam(p, 0.0025, (0.0, 0.99), 16)
+    group = opt.param_groups[0]
+    assert math.isclose(group["lr"], 0.0025 * 16 / 17)
+    assert math.isclose(group["betas"][1], 0.99 ** (16 / 17))
+    assert _lazy_adam(p, 0.0025, (0.0, 0.99), None).param_groups[0]["lr"] == 0.0025
+
+
+def test_image_stream_epochs_and_resume():
+    imgs = _images(5, 8)
+    s = ImageStream(imgs, seed=3, xflip=True)
+    epoch = torch.cat([s.next(2) for _ in range(5)])  # 10 = one epoch of 5 images + 5 mirrors
+    expect = torch.cat([imgs, imgs.flip(3)]).float() / 127.5 - 1
+    key = lambda t: sorted(map(tuple, t.reshape(len(t), -1).tolist()))
+    assert key(epoch) == key(expect)
+    s.next(3)
+    state = s.state()
+    ahead = s.next(7)
+    t = ImageStream(imgs, seed=3, xflip=True)
+    t.load_state(state)
+    assert torch.equal(t.next(7), ahead)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _tiny(**kw):
+    return preset("tiny", pl_weight=2.0, **kw)
+
+
+def _tensors(run_dir):
+    return read_snapshot(list_snapshots(run_dir)[-1]).tensors
+
+
+def test_two_intervals_equal_one_plus_resume_plus_one(tmp_path):
+    imgs = _images()
+    cfg = _tiny(kimg=0.032, snapshot_kimg=0.016)  # 8 steps of 4 images; R1 every 4, PL every 2
+    straight = Trainer.start(cfg, imgs, tmp_path / "a", progress=False)
+    straight.train()
+    first = Trainer.start(cfg.replace(kimg=0.016), imgs, tmp_path / "b", progress=False)
+    first.train()
+    torch.manual_seed(12345)  # the global RNG must play no part
+    resumed = Trainer.resume(tmp_path / "b", imgs, kimg=0.032, progress=False)
+    assert resumed.nimg == 16
+    resumed.train()
+    a, b = _tensors(tmp_path / "a"), _tensors(tmp_path / "b")
+    assert sorted(a) == sorted(b)
+    assert any(k.startswith("opt_D.") for k in a) and "pl_mean" in a and float(a["pl_mean"]) > 0
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # ... and training did change the weights.
+    fresh = Trainer.start(cfg, imgs, tmp_path / "c", progress=False)
+    assert not torch.equal(fresh.G.synthesis.b16.conv1.weight, straight.G.synthesis.b16.conv1.weight)
+    ha = [{k: v for k, v in h.items() if k in ("kimg", "loss_G", "loss_D", "r1", "pl")} for h in straight.history]
+    hb = [{k: v for k, v in h.items() if k in ("kimg", "loss_G", "loss_D", "r1", "pl")} for h in resumed.history]
+    assert ha == hb and len(ha) >= 4
+
+
+def test_run_folder_contents_and_snapshot_rotation(tmp_path):
+    cfg = _tiny(kimg=0.024, snapshot_kimg=0.008, keep_snapshots=2)
+    Trainer.start(cfg, _images(), tmp_path, progress=False).train()
+    snaps = list_snapshots(tmp_path)
+    assert [p.name for p in snaps] == ["snapshot-000000016.json", "snapshot-000000024.json"]
+    assert len(list((tmp_path / "snapshots").glob("*.safetensors"))) == 2
+    for name in ("reals.png", "loss.png", "config.json"):
+        assert (tmp_path / name).is_file(), name
+    assert len(list((tmp_path / "grids").glob("*.png"))) >= 1
+    meta = json.loads(snaps[-1].read_text())
+    assert meta["nimg"] == 24 and meta["step"] == 6 and meta["history"]
+    with pytest.raises(InputError, match="already holds"):
+        Trainer.start(cfg, _images(), tmp_path, progress=False)
+
+
+def test_bad_snapshot_and_bad_resume(tmp_path):
+    with pytest.raises(CheckpointError, match="no snapshot"):
+        Trainer.resume(tmp_path, _images())
+    bad = tmp_path / "snapshots" / "snapshot-000000004.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    bad.with_suffix(".safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="snapshot-000000004"):
+        Trainer.resume(tmp_path, _images())
+    with pytest.raises(InputError, match="config wants"):
+        Trainer.start(preset("tiny"), _images(size=8), tmp_path / "x", progress=False)
