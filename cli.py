@@ -70,6 +70,34 @@ def rig_param_options(fn):
 
 # ---------------------------------------------------------------- face model: info, mesh
 
+@main.command("info")
+@click.option("--face-model", "face_models", multiple=True, default=("default",), show_default=True,
+              help="Face model(s) to describe: 'default', a FLAME generic_model.pkl or a rig .npz (repeatable).")
+def info_cmd(face_models: tuple[str, ...]) -> None:
+    """Show versions, devices, face models and checkpoints available, and compiled kernels."""
+    from rig.info import collect_info, format_info
+
+    click.echo(format_info(collect_info(face_models)))
+
+
+@main.command("mesh")
+@rig_param_options
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="Output Wavefront .obj (metres). A sequence parameter file writes OUT_0000.obj, OUT_0001.obj, ...")
+def mesh_cmd(face_model: str, params_file: str | None, expr: str | None, yaw: float, pitch: float, roll: float,
+             jaw: float | None, output: str) -> None:
+    """Write the posed face-model mesh as a Wavefront OBJ."""
+    import torch
+
+    from rig.face_model import load_face_model, params_from_flags
+    from rig.face_model.export import write_posed_obj
+
+    model = load_face_model(face_model, dtype=torch.float64)
+    params = params_from_flags(model, params_file, expr, yaw, pitch, roll, jaw)
+    for path in write_posed_obj(model, params, output):
+        click.echo(f"wrote {path}")
+
+
 
 # ---------------------------------------------------------------- renderer: render
 
@@ -78,6 +106,38 @@ def rig_param_options(fn):
 
 
 # ---------------------------------------------------------------- world: world sample, train, eval
+
+@main.group("train")
+def train_group() -> None:
+    """Train rig's networks on a world dataset (runs resume from their snapshots)."""
+
+
+@train_group.command("generator")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="World dataset folder (from `rig world sample`).")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: snapshots/, grids/, loss.png, reals.png.")
+@click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --out.")
+@click.option("--config", "config", type=click.Choice(["tiny", "64", "128"]), default="64", show_default=True,
+              help="Network / schedule preset (ignored on --resume: the snapshot's config rules).")
+@click.option("--kimg", type=float, default=None, help="Train until this many thousand real images (total).")
+@click.option("--batch", type=int, default=None, help="Images per step (new runs only).")
+@click.option("--snapshot-kimg", type=float, default=None, help="Snapshot every this many kimg.")
+@click.option("--snapshot-minutes", type=float, default=None, help="Also snapshot after this many minutes.")
+@click.option("--seed", type=int, default=None, help="Seed of every random stream (new runs only).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (new runs only).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
+                        threads, quiet) -> None:
+    """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
+    from rig.stylegan2.training.run import train_generator
+
+    schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
+    fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads)
+    trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet,
+                                    **schedule, **fixed)
+    click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")
+
 
 
 # ---------------------------------------------------------------- tracker: track

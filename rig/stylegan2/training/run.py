@@ -1,0 +1,36 @@
+"""``train_generator``: what ``rig train generator`` does - load a world dataset, start or resume a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rig.errors import InputError
+from rig.stylegan2.training.config import TrainConfig, preset
+from rig.stylegan2.training.loop import Trainer
+from rig.stylegan2.training.snapshot import latest_snapshot
+
+
+def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: str = "64",
+                    resume: bool = False, progress: bool = True, **overrides) -> tuple[Trainer, Path | None]:
+    """Train (or with ``resume`` continue) a generator on the world dataset in ``data_dir``.
+
+    ``config`` names a preset (tiny, 64, 128); ``overrides`` are TrainConfig fields (None values are
+    ignored). On resume only schedule fields may change and the preset is ignored (the snapshot's
+    config rules). Returns the trainer and the last snapshot written.
+    """
+    from rig.world.dataset import WorldDataset
+
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    ds = WorldDataset(data_dir, keys=[])
+    images = ds.load_images(progress=progress)
+    if resume:
+        if latest_snapshot(run_dir) is None:
+            raise InputError(f"{run_dir}: nothing to resume (no snapshots); drop --resume to start a run")
+        trainer = Trainer.resume(run_dir, images, progress=progress, **overrides)
+    else:
+        cfg: TrainConfig = preset(config, **overrides)
+        if cfg.resolution != ds.resolution:
+            raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
+        trainer = Trainer.start(cfg, images, run_dir, progress=progress)
+    return trainer, trainer.train()
