@@ -173,9 +173,19 @@ def to_plain(obj: Any, source: str = "pickle") -> Any:
     return obj
 
 
+def _restricted(source: str | os.PathLike | bytes, label: str) -> Any:
+    try:
+        return load_restricted(source, _allow_list(), name=label)
+    except UnsafeFileError as e:
+        # The stand-ins' own refusals do not know the file; name it.
+        if label in str(e):
+            raise
+        raise UnsafeFileError(f"{label}: refused to load: {e} (nothing was executed)") from None
+
+
 def load_flame_pickle(path: str | os.PathLike) -> dict[str, Any]:
     """Unpickle a FLAME-format file safely and return a dict of plain numpy arrays / strings."""
-    loaded = load_restricted(path, _allow_list())
+    loaded = _restricted(path, str(path))
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: expected a pickled dict, got {type(loaded).__name__}")
     return to_plain(loaded, str(path))
@@ -209,7 +219,7 @@ def _load_npy_object(path: Path) -> Any:
         import io
 
         return np.load(io.BytesIO(raw), allow_pickle=False)
-    obj = load_restricted(payload, _allow_list(), name=str(path))
+    obj = _restricted(payload, str(path))
     # np.save pickles the whole object array; a 0-d object array arrives as an ndarray whose
     # element came from the pickle too, so only allowed types can be inside.
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
