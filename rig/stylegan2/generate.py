@@ -1,0 +1,208 @@
+"""Library side of ``rig generate``: seeds (or given W+ latents) -> images on disk.
+
+Matches NVIDIA's ``generate.py`` conventions so outputs are interchangeable: for seed ``s``,
+``z = np.random.RandomState(s).randn(1, z_dim)`` (float64, cast to float32 by the mapping), PNG =
+``(img * 127.5 + 128).clamp(0, 255).to(uint8)`` in NHWC, file ``seed{s:04d}.png``. Extras:
+``seed{s:04d}.npy`` = the raw float32 image (C, H, W) before clamping, ``seed{s:04d}_w.npy`` = the
+W+ latent (num_ws, w_dim) float32. With a ``ws_file`` the images are ``w{i:04d}.*`` instead.
+Every file is written atomically and existing complete outputs are skipped (resume after Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rig.errors import InputError
+from rig.io.atomic import atomic_path
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything ``rig generate`` needs. ``seeds`` is ignored when ``ws_file`` is given."""
+
+    network: str
+    outdir: Path
+    seeds: tuple[int, ...] = (0,)
+    truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
+    class_idx: int | None = None
+    noise_mode: str = "const"
+    save_raw: bool = False
+    save_w: bool = False
+    ws_file: Path | None = None
+    device: str = "cpu"
+    batch: int = 1
+    precision: str = "fp32"
+    impl: str = "auto"
+    which: str = "G_ema"
+
+
+@dataclass
+class GenerateResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0-3,7"`` -> (0, 1, 2, 3, 7). Ranges are inclusive; order and duplicates are kept as written."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise InputError(f"seed range {part!r} is empty (end before start)")
+            seeds.extend(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+", part):
+            seeds.append(int(part))
+        else:
+            raise InputError(f"cannot parse seeds {text!r}: expected e.g. '0-3,7'")
+    if not seeds:
+        raise InputError(f"no seeds in {text!r}")
+    if any(s >= 2 ** 32 for s in seeds):
+        raise InputError("seeds must be below 2**32 (numpy RandomState)")
+    return tuple(seeds)
+
+
+def seed_latent(seed: int, z_dim: int) -> np.ndarray:
+    """(1, z_dim) float64 latent for ``seed``, exactly as NVIDIA's generate.py draws it."""
+    return np.random.RandomState(seed).randn(1, z_dim)
+
+
+def to_uint8_nhwc(img: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) float image in [-1, 1] -> (N, H, W, C) uint8, NVIDIA's rounding (truncation)."""
+    return (img.permute(0, 2, 3, 1).float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def _save_png(path: Path, hwc: np.ndarray) -> None:
+    from PIL import Image
+
+    arr = hwc[:, :, 0] if hwc.shape[2] == 1 else hwc
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB").save(tmp, format="PNG")
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, arr, allow_pickle=False)
+
+
+def load_ws_file(path: Path, num_ws: int, w_dim: int) -> np.ndarray:
+    """(N, num_ws, w_dim) float32 from a .npy holding that or a single (num_ws, w_dim) latent."""
+    try:
+        ws = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not a plain .npy array ({e})") from None
+    if ws.ndim == 2:
+        ws = ws[None]
+    if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim) or not np.issubdtype(ws.dtype, np.floating):
+        raise InputError(f"{path}: expected float W+ latents of shape (N, {num_ws}, {w_dim}) or ({num_ws}, {w_dim}), "
+                         f"got {ws.dtype} {ws.shape}")
+    return ws.astype(np.float32)
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}") from None
+
+
+def _precision_context(precision: str, device: torch.device):
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResult:
+    """Render ``cfg.seeds`` (or the latents in ``cfg.ws_file``) to ``cfg.outdir``; see the module doc."""
+    from tqdm import tqdm
+
+    from rig.stylegan2.checkpoints import load_generator
+
+    if cfg.batch < 1:
+        raise InputError(f"batch must be >= 1, got {cfg.batch}")
+    device = _device(cfg.device)
+    result = GenerateResult()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        G = load_generator(cfg.network, which=cfg.which, device=device)
+    result.notes.extend(str(w.message) for w in caught)
+    outdir = Path(cfg.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    label = torch.zeros([1, G.c_dim], device=device)
+    if G.c_dim > 0:
+        if cfg.class_idx is None:
+            raise InputError(f"this network is conditional (c_dim={G.c_dim}): pass --class")
+        if not 0 <= cfg.class_idx < G.c_dim:
+            raise InputError(f"--class {cfg.class_idx} out of range 0..{G.c_dim - 1}")
+        label[:, cfg.class_idx] = 1
+    elif cfg.class_idx is not None:
+        result.notes.append("--class ignored: the network is unconditional")
+
+    if cfg.ws_file is not None:
+        ws_all = load_ws_file(Path(cfg.ws_file), G.num_ws, G.w_dim)
+        jobs = [(f"w{i:04d}", None, ws_all[i]) for i in range(ws_all.shape[0])]
+    else:
+        jobs = [(f"seed{s:04d}", s, None) for s in cfg.seeds]
+
+    def outputs(stem):
+        paths = [outdir / f"{stem}.png"]
+        if cfg.save_raw:
+            paths.append(outdir / f"{stem}.npy")
+        if cfg.save_w:
+            paths.append(outdir / f"{stem}_w.npy")
+        return paths
+
+    todo = []
+    for job in jobs:
+        if all(p.exists() for p in outputs(job[0])):
+            result.skipped.append(job[0])
+        else:
+            todo.append(job)
+
+    bar = tqdm(total=len(todo), desc="generate", unit="img", disable=not progress or not todo)
+    with torch.no_grad():
+        for start in range(0, len(todo), cfg.batch):
+            chunk = todo[start:start + cfg.batch]
+            if cfg.ws_file is not None:
+                ws = torch.from_numpy(np.stack([w for _, _, w in chunk])).to(device)
+            else:
+                z = torch.from_numpy(np.concatenate([seed_latent(s, G.z_dim) for _, s, _ in chunk])).to(device)
+                ws = G.mapping(z, label.repeat(len(chunk), 1), truncation_psi=cfg.truncation_psi,
+                               truncation_cutoff=cfg.truncation_cutoff, impl=cfg.impl)
+            with _precision_context(cfg.precision, device):
+                img = G.synthesis(ws, noise_mode=cfg.noise_mode, impl=cfg.impl)
+            img = img.float()
+            u8 = to_uint8_nhwc(img)
+            for k, (stem, _, _) in enumerate(chunk):
+                paths = outputs(stem)
+                _save_png(paths[0], u8[k])
+                if cfg.save_raw:
+                    _save_npy(outdir / f"{stem}.npy", img[k].cpu().numpy().astype(np.float32))
+                if cfg.save_w:
+                    _save_npy(outdir / f"{stem}_w.npy", ws[k].float().cpu().numpy())
+                result.written.extend(paths)
+            bar.update(len(chunk))
+    bar.close()
+    return result
