@@ -12,6 +12,9 @@ crosses the segment between the two pixel centres (``s`` in [0, 1] from the cove
 edge-position gradient. Horizontal pairs handle edges steeper than 45 degrees and vertical pairs the
 flatter ones, so each edge is counted once and the total coverage of a shape matches its area.
 Only object/background boundaries are treated (occlusion edges inside the object are not).
+Where the segment leaves the covering triangle, only its *silhouette-capable* edges count: edges
+on the mesh boundary or whose neighbouring triangle faces the other way on screen; an interior
+edge between two visible triangles (e.g. a quad's diagonal) is never taken for the silhouette.
 """
 
 from __future__ import annotations
@@ -22,9 +25,43 @@ from rig.errors import ShapeError
 from rig.render.rasterize import Fragments
 
 
-def _edge_crossing(screen, faces, fid, bidx, p_in, p_out):
-    """Crossing parameter s (N,) along p_in -> p_out of triangle fid's boundary, and the crossed
-    edge's direction (N, 2). p_in / p_out: (N, 2) pixel-centre coordinates."""
+def edge_neighbours(faces: torch.Tensor) -> torch.Tensor:
+    """(F, 3) int64: the face across edge k (opposite vertex k) of each face, -1 on the boundary.
+
+    On non-manifold edges one of the other faces is picked.
+    """
+    F = faces.shape[0]
+    a = faces[:, [1, 2, 0]]
+    b = faces[:, [2, 0, 1]]
+    lo, hi = torch.minimum(a, b).reshape(-1), torch.maximum(a, b).reshape(-1)
+    key = lo * (int(faces.max()) + 1 if F else 1) + hi
+    order = torch.argsort(key, stable=True)
+    sk = key[order]
+    nb = torch.full((F * 3,), -1, dtype=torch.int64, device=faces.device)
+    same = sk[1:] == sk[:-1]
+    first, second = order[:-1][same], order[1:][same]
+    nb[first] = second // 3
+    nb[second] = first // 3
+    return nb.view(F, 3)
+
+
+def _silhouette_edges(screen: torch.Tensor, faces: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+    """(B, F, 3) bool: edge k of face f can be a silhouette in image b (boundary or fold)."""
+    xy = screen.detach()[..., :2]
+    v0, v1, v2 = xy[:, faces[:, 0]], xy[:, faces[:, 1]], xy[:, faces[:, 2]]
+    e1, e2 = v1 - v0, v2 - v0
+    sign = torch.sign(e1[..., 0] * e2[..., 1] - e2[..., 0] * e1[..., 1])  # (B, F)
+    other = sign[:, nb.clamp_min(0)]  # (B, F, 3)
+    return (nb < 0) | (other != sign[..., None])
+
+
+def _crossing_in_face(screen, faces, fid, bidx, p_in, p_out, silhouette):
+    """Where p_in -> p_out leaves triangle ``fid``'s interior (screen-space barycentrics are affine).
+
+    Returns s (N,) in [0, 1] (smallest crossing among silhouette edges the segment exits through),
+    k (N,) the edge index (edge k is opposite vertex k), ok (N,) bool whether a silhouette edge was
+    crossed, k_any (N,) the first edge crossed of any kind, and the edge directions (N, 2).
+    """
     v = screen[bidx[:, None], faces[fid]][..., :2]  # (N, 3, 2)
 
     def bary2d(p):
@@ -42,12 +79,30 @@ def _edge_crossing(screen, faces, fid, bidx, p_in, p_out):
     exits = b_out < 0
     denom = torch.where(exits, b_in - b_out, torch.ones_like(b_in))
     s_k = torch.where(exits, b_in / denom, torch.full_like(b_in, 2.0))
-    s, k = s_k.min(dim=1)
-    s = s.clamp(0.0, 1.0)
-    # Edge k is opposite vertex k: it joins vertices k+1 and k+2.
-    a = v[torch.arange(v.shape[0]), (k + 1) % 3]
-    b = v[torch.arange(v.shape[0]), (k + 2) % 3]
-    return s, (b - a).detach()
+    k_any = s_k.detach().argmin(dim=1)
+    sil = exits & silhouette
+    s, k = torch.where(sil, s_k, torch.full_like(s_k, 2.0)).min(dim=1)
+    ok = sil.any(dim=1)
+    rows = torch.arange(v.shape[0], device=v.device)
+    edge = (v[rows, (k + 2) % 3] - v[rows, (k + 1) % 3]).detach()
+    return s.clamp(0.0, 1.0), ok, k_any, edge
+
+
+def _edge_crossing(screen, faces, fid, bidx, p_in, p_out, silhouette, neighbours):
+    """Crossing parameter s (N,), validity (N,) and crossed edge direction (N, 2) of the object
+    boundary along p_in -> p_out, starting in triangle ``fid``; when the segment first leaves
+    ``fid`` through an interior edge, the search continues in the triangle across it (one step)."""
+    s, ok, k_any, edge = _crossing_in_face(screen, faces, fid, bidx, p_in, p_out, silhouette[bidx, fid])
+    nxt = neighbours[fid, k_any]
+    retry = ~ok & (nxt >= 0)
+    if bool(retry.any()):
+        idx = torch.nonzero(retry).squeeze(1)
+        s2, ok2, _, edge2 = _crossing_in_face(screen, faces, nxt[idx], bidx[idx], p_in[idx], p_out[idx],
+                                              silhouette[bidx[idx], nxt[idx]])
+        s = s.index_put((idx,), s2)
+        ok = ok.index_put((idx,), ok2)
+        edge = edge.index_put((idx,), edge2)
+    return s, ok, edge
 
 
 def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -67,6 +122,9 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
     faces = faces.to(device=color.device, dtype=torch.int64)
     p2f = fragments.pix_to_face
     mask = p2f >= 0
+    neighbours = edge_neighbours(faces)
+    screen = screen.expand(B, -1, -1)
+    silhouette = _silhouette_edges(screen, faces, neighbours)
     flat_color = color.reshape(B * H * W, C)
     delta = torch.zeros_like(flat_color)
     for axis in (2, 1):  # 2: horizontal neighbours (j, j+1); 1: vertical (i, i+1)
@@ -88,9 +146,9 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
         fid = p2f[b, ii, ji]
         p_in = torch.stack([ji, ii], dim=1).to(screen.dtype) + 0.5
         p_out = torch.stack([jo, io], dim=1).to(screen.dtype) + 0.5
-        s, edge = _edge_crossing(screen, faces, fid, b, p_in, p_out)
+        s, ok, edge = _edge_crossing(screen, faces, fid, b, p_in, p_out, silhouette, neighbours)
         steep = edge[:, 1].abs() >= edge[:, 0].abs()
-        keep = steep if axis == 2 else ~steep
+        keep = ok & (steep if axis == 2 else ~steep)
         if not bool(keep.any()):
             continue
         b, s = b[keep], s[keep]
