@@ -1,0 +1,142 @@
+"""``WorldRenderer``: world parameters -> aligned RGB crops and their 2-D landmarks.
+
+Per batch: pose the face model, grow the hair shell, colour the vertices (skin tone, lips, brows,
+sclera / iris, teeth, hair), shade with the sample's SH lighting in one supersampled render of a
+fixed camera, composite over the background inside the FFHQ-style crop (from the eye joints and the
+mouth corners), and box-filter down to the output resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rig.face_model import FaceModel, RigParams
+from rig.render.camera import frame_head
+from rig.render.passes import RenderConfig, render_mesh, to_srgb
+from rig.render.shading import vertex_normals
+from rig.world.align import crop_images, ffhq_crop_frame, to_crop_pixels
+from rig.world.background import BACKGROUND_KINDS, draw_background
+from rig.world.config import WorldConfig
+from rig.world.hair import HAIR_STYLES, ScalpShell
+
+# Albedo of fixed-colour regions (linear RGB); lips and brows are derived from skin / hair instead.
+SCLERA = (0.75, 0.72, 0.68)
+TEETH = (0.80, 0.76, 0.66)
+LIP_TINT = np.array([0.78, 0.52, 0.52], np.float32)
+
+
+def _stack(rows: list[dict], key: str) -> torch.Tensor:
+    return torch.as_tensor(np.stack([np.asarray(r[key]) for r in rows]))
+
+
+class WorldRenderer:
+    """Renders parameter rows (``rig.world.priors.draw_params``) of one face model under a ``WorldConfig``."""
+
+    def __init__(self, model: FaceModel, cfg: WorldConfig):
+        self.model = model.float()
+        self.cfg = cfg.validate()
+        data = model.data
+        self.scalp = ScalpShell.from_model_data(data)
+        regions = np.asarray(data.vertex_regions)
+        names = list(data.region_names)
+        self.region = {n: regions == names.index(n) for n in names}
+        v = data.v_template
+        lips = np.flatnonzero(self.region["lips"])
+        # Mouth corners: the lip vertices furthest to each side (stable even without a landmark embedding).
+        self.mouth_corners = (int(lips[np.argmin(v[lips, 0])]), int(lips[np.argmax(v[lips, 0])]))
+        self.iris = self._iris_vertices(data)
+        # Crop side in render pixels ~ 0.25 m at the head; render so the crop gets resolution*supersample pixels.
+        out_px = cfg.resolution * cfg.supersample
+        self.render_size = int(np.ceil(out_px / 0.5 / 8) * 8)
+        self.camera = frame_head(torch.as_tensor(v), self.render_size, self.render_size, fov_deg=cfg.fov_deg, margin=1.0)
+
+    def _iris_vertices(self, data) -> np.ndarray:
+        """Eye-region vertices on the front cap of each eyeball (bool (V,))."""
+        out = np.zeros(data.n_vertices, bool)
+        eyes = np.flatnonzero(self.region["eyes"])
+        J = data.J_regressor @ data.v_template
+        for joint in (3, 4):
+            side = eyes[np.sign(data.v_template[eyes, 0]) == np.sign(J[joint, 0])]
+            d = data.v_template[side] - J[joint]
+            d /= np.linalg.norm(d, axis=1, keepdims=True).clip(1e-9)
+            out[side[d[:, 2] > 0.85]] = True
+        return out
+
+    def _vertex_colours(self, rows: list[dict]) -> torch.Tensor:
+        V = self.model.n_vertices
+        cols = np.zeros((len(rows), V, 3), np.float32)
+        r = self.region
+        for b, row in enumerate(rows):
+            skin, hair = np.asarray(row["skin_rgb"]), np.asarray(row["hair_rgb"])
+            bald = list(HAIR_STYLES)[int(row["hair_style"])] == "bald"
+            rng = np.random.default_rng(int(row["colour_noise_seed"]))
+            c = np.tile(skin, (V, 1)) * (1 + rng.normal(0, 0.03, (V, 1)))
+            c[r["neck"]] = skin
+            c[r["lips"]] = skin * LIP_TINT
+            c[r["brows"]] = hair * 0.8 + skin * 0.2
+            c[r["teeth"]] = TEETH
+            c[r["eyes"]] = SCLERA
+            c[self.iris] = row["iris_rgb"]
+            if not bald:
+                c[r["hair"]] = hair
+            cols[b] = c
+        return torch.from_numpy(cols)
+
+    def render(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images (B, S, S, 3) uint8 (sRGB), landmarks (B, 68, 2) float32 crop pixels (x right, y down;
+        empty (B, 0, 2) for a model without landmarks), crop frames (B, 3, 2) float32 (centre, x, y half-axes
+        in render pixels)."""
+        cfg = self.cfg
+        B = len(rows)
+        m = self.model
+        params = RigParams(*(_stack(rows, k).float().reshape(B, -1) for k in
+                             ("shape", "expression", "global_pose", "neck_pose", "jaw_pose", "eye_pose", "translation")))
+        with torch.no_grad():
+            out = m(params)
+            verts, faces = out.vertices, m.faces
+            colours = self._vertex_colours(rows)
+            normals = vertex_normals(verts, faces)
+            # Hair shells differ per style, so group the batch by style and render each group.
+            rgb = torch.zeros(B, self.render_size, self.render_size, 3)
+            mask = torch.zeros(B, self.render_size, self.render_size)
+            styles = [list(HAIR_STYLES)[int(r["hair_style"])] for r in rows]
+            sh = _stack(rows, "sh").float()
+            for style in sorted(set(styles)):
+                idx = [i for i, s in enumerate(styles) if s == style]
+                v, f, col = verts[idx], faces, colours[idx]
+                shell = self.scalp.grow(verts[idx], normals[idx], style)
+                if shell is not None:
+                    K = shell.shape[1]
+                    v = torch.cat([v, shell], 1)
+                    f = torch.cat([faces, torch.as_tensor(self.scalp.faces) + verts.shape[1]])
+                    hair = _stack([rows[i] for i in idx], "hair_rgb").float()
+                    noise = torch.as_tensor(np.stack([np.random.default_rng(int(rows[i]["colour_noise_seed"]) + 1)
+                                                      .normal(1, 0.25, (K, 1)) for i in idx]), dtype=torch.float32)
+                    col = torch.cat([col, hair[:, None, :] * noise.clamp(0.3, 2)], 1)
+                passes = render_mesh(v, f, self.camera, RenderConfig(light=sh[idx], antialias=False), vertex_colors=col)
+                rgb[idx] = passes.rgb.float()
+                mask[idx] = passes.mask.float()
+            eyes = self.camera.project(out.joints[:, 3:5]).pixels  # eye_left (+x, image right), eye_right
+            mouth = self.camera.project(verts[:, list(self.mouth_corners)]).pixels
+            # Image-left points first: the subject's right eye / mouth corner appears on the image's left.
+            el, er = (eyes[:, 1], eyes[:, 0]) if bool((eyes[0, 1, 0] < eyes[0, 0, 0])) else (eyes[:, 0], eyes[:, 1])
+            ml, mr = (mouth[:, 0], mouth[:, 1]) if bool(mouth[0, 0, 0] < mouth[0, 1, 0]) else (mouth[:, 1], mouth[:, 0])
+            c, x, y = ffhq_crop_frame(el.float(), er.float(), ml.float(), mr.float(), rotate=cfg.align_rotation)
+            hi = cfg.resolution * cfg.supersample
+            both = torch.cat([rgb.permute(0, 3, 1, 2), mask[:, None]], 1)
+            crop = crop_images(both, c, x, y, hi)
+            bgs = torch.stack([torch.from_numpy(draw_background(BACKGROUND_KINDS[int(r["background"])],
+                                                                np.random.default_rng(int(r["background_seed"])), hi))
+                               for r in rows]).permute(0, 3, 1, 2)
+            alpha = crop[:, 3:4]
+            comp = crop[:, :3] + (1 - alpha) * bgs  # rgb is already premultiplied (black outside the mask)
+            comp = F.avg_pool2d(comp, cfg.supersample) if cfg.supersample > 1 else comp
+            images = (to_srgb(comp.permute(0, 2, 3, 1)) * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+            lmk = self.camera.project(out.landmarks).pixels if out.landmarks.shape[1] else out.landmarks[..., :2]
+            lmk = to_crop_pixels(lmk.float(), c, x, y, cfg.resolution) if lmk.shape[1] else lmk.float()
+        frames = torch.stack([c, x, y], 1)
+        return images, lmk.numpy().astype(np.float32), frames.numpy().astype(np.float32)

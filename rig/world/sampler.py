@@ -1,0 +1,73 @@
+"""``sample_world``: write a sharded world dataset (``rig world sample``), resumably.
+
+Image ``i`` of a dataset with seed ``K`` is a pure function of (K, i, WorldConfig, face model), so
+shards can be redone in any order; finished shards (their ``params.npz`` exists) are skipped. Each
+shard's parameter table holds the ``rig.world.priors.draw_params`` keys plus ``landmarks_2d``
+(n, 68, 2) crop pixels and ``crop_frame`` (n, 3, 2) (crop centre and half-axes in render pixels).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rig.errors import InputError
+from rig.world import dataset as wd
+from rig.world.config import WorldConfig
+from rig.world.priors import draw_params
+
+
+def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig = WorldConfig(),
+                 face_model: str = "default", shard_size: int = 256, batch: int = 16, progress: bool = True) -> int:
+    """Render ``n`` images into ``out_dir``; return how many were rendered now (0 if all shards were done).
+
+    Refuses a folder that holds a dataset drawn with a different seed, size or config.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from rig.face_model import load_face_model
+    from rig.world.render import WorldRenderer
+
+    cfg = cfg.validate()
+    if n < 1 or shard_size < 1 or batch < 1:
+        raise InputError("world sample: n, shard_size and batch must be positive")
+    info = {"resolution": cfg.resolution, "n_images": n, "seed": seed, "shard_size": shard_size,
+            "face_model": str(face_model), "world_config": cfg.to_json()}
+    out = Path(out_dir)
+    if (out / wd.INFO_FILE).exists():
+        old = wd.read_info(out)
+        for key in ("resolution", "n_images", "seed", "shard_size", "face_model", "world_config"):
+            if old.get(key) != json.loads(json.dumps(info[key])):  # compare in JSON form (tuples -> lists)
+                raise InputError(f"{out}: holds a dataset with a different {key} ({old.get(key)!r}); choose another folder")
+    else:
+        wd.write_info(out, info)
+    n_shards = math.ceil(n / shard_size)
+    todo = [s for s in range(n_shards) if not wd.shard_done(out, s)]
+    if not todo:
+        return 0
+    model = load_face_model(face_model, dtype=torch.float32)
+    renderer = WorldRenderer(model, cfg)
+    total = sum(min(shard_size, n - s * shard_size) for s in todo)
+    done = 0
+    with tqdm(total=total, unit="img", desc=f"world -> {out.name}", disable=not progress) as bar:
+        for s in todo:
+            indices = np.arange(s * shard_size, min(n, (s + 1) * shard_size))
+            rows = [draw_params(cfg, seed, int(i), model.n_shape, model.expression_names) for i in indices]
+            images, lmks, frames = [], [], []
+            for b in range(0, len(rows), batch):
+                img, lmk, fr = renderer.render(rows[b:b + batch])
+                images.append(img)
+                lmks.append(lmk)
+                frames.append(fr)
+                bar.update(len(img))
+            table = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+            table["landmarks_2d"] = np.concatenate(lmks)
+            table["crop_frame"] = np.concatenate(frames)
+            wd.write_shard(out, s, np.concatenate(images), indices, table)
+            done += len(indices)
+    return done
