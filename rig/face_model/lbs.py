@@ -78,16 +78,18 @@ def blend_shapes(coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     k = coeffs.shape[1]
     if k > dirs.shape[2]:
         raise ShapeError(f"blend_shapes: {k} coefficients for {dirs.shape[2]} blendshapes")
+    B, V = coeffs.shape[0], dirs.shape[0]
     if k == 0:
-        return coeffs.new_zeros((coeffs.shape[0], dirs.shape[0], 3))
-    return torch.einsum("bk,vck->bvc", coeffs, dirs[:, :, :k])
+        return coeffs.new_zeros((B, V, 3))
+    # One GEMM against the (V*3, K) view of the directions (no copy of the big tensor).
+    return torch.nn.functional.linear(coeffs, dirs.reshape(V * 3, -1)[:, :k]).reshape(B, V, 3)
 
 
 def regress_joints(J_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     """Joint locations as fixed linear combinations of vertices. (J, V), (B, V, 3) -> (B, J, 3)."""
     if J_regressor.ndim != 2 or vertices.ndim != 3 or J_regressor.shape[1] != vertices.shape[1]:
         raise ShapeError(f"regress_joints: regressor {tuple(J_regressor.shape)} vs vertices {tuple(vertices.shape)}")
-    return torch.einsum("jv,bvc->bjc", J_regressor, vertices)
+    return torch.matmul(J_regressor, vertices)
 
 
 def pose_features(rot_mats: torch.Tensor) -> torch.Tensor:
@@ -158,8 +160,12 @@ def skin_vertices(vertices: torch.Tensor, lbs_weights: torch.Tensor, rel_transfo
     B, J = rel_transforms.shape[:2]
     if lbs_weights.shape != (vertices.shape[1], J):
         raise ShapeError(f"skin_vertices: weights {tuple(lbs_weights.shape)} for {vertices.shape[1]} vertices, {J} joints")
-    T = (lbs_weights @ rel_transforms[:, :, :3, :].reshape(B, J, 12)).reshape(B, -1, 3, 4)
-    return (T[..., :3] @ vertices[..., None])[..., 0] + T[..., 3]
+    V = vertices.shape[1]
+    # Blend the 3x4 transforms with one (V, J) x (J, B*12) GEMM, then apply them elementwise:
+    # per-vertex 3x3 matmuls through bmm are far slower on CPU.
+    A = rel_transforms[:, :, :3, :].reshape(B, J, 12).transpose(0, 1).reshape(J, B * 12)
+    T = (lbs_weights @ A).reshape(V, B, 3, 4).transpose(0, 1)
+    return (T[..., :3] * vertices[:, :, None, :]).sum(-1) + T[..., 3]
 
 
 class LbsOutput(NamedTuple):
