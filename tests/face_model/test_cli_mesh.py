@@ -153,3 +153,32 @@ def test_info_lists_versions_and_the_given_face_model(flame_pkl):
     assert result.exit_code == 0
     assert "torch" in result.output and "numpy" in result.output and "devices: cpu" in result.output
     assert "162 vertices, 320 triangles, 300 shape + 100 expression components, 68 landmarks" in result.output
+
+
+def test_expr_flag_applies_the_preset(tmp_path, flame_pkl):
+    import torch
+
+    from rig.face_model import expression_preset, load_face_model
+
+    result = run_cli("mesh", "--face-model", flame_pkl, "--expr", "smile", "-o", tmp_path / "s.obj")
+    assert result.exit_code == 0, result.output
+    model = load_face_model(flame_pkl, dtype=torch.float64)
+    e, jaw = expression_preset(model, "smile")
+    p = model.zero_params()
+    p.expression[:] = e
+    p.jaw_pose[:] = jaw
+    assert np.abs(read_obj(tmp_path / "s.obj").vertices - model(p).vertices[0].numpy()).max() < 1e-8
+    line = one_line_error(run_cli("mesh", "--face-model", flame_pkl, "--expr", "grin", "-o", tmp_path / "g.obj"))
+    assert "unknown expression preset 'grin'" in line
+
+
+def test_default_head_mesh_carries_uvs(tmp_path):
+    from rig.paths import default_head_path
+
+    if not default_head_path().is_file():
+        pytest.skip("default head not built yet")
+    result = run_cli("mesh", "--yaw", 15, "-o", tmp_path / "d.obj")
+    assert result.exit_code == 0, result.output
+    mesh = read_obj(tmp_path / "d.obj")
+    assert mesh.uv_coords is not None and mesh.uv_faces.shape == mesh.faces.shape
+    assert np.all((mesh.uv_coords >= 0) & (mesh.uv_coords <= 1))
