@@ -194,12 +194,13 @@ def landmark_submodel(face_model):
     It keeps the triangles the landmark embedding refers to and adds the J joints as J extra
     "virtual vertices" whose template / blendshapes are the regressed ones (J_regressor @ ...),
     so its identity joint regressor reproduces the full model's joints exactly. Posing it costs a
-    few hundred vertices instead of thousands; cached in ``face_model.cache``.
+    few hundred vertices instead of thousands. Always float64 (the solve differentiates it
+    numerically), on the model's device; cached in ``face_model.cache``.
     """
     from rig.face_model.data import FaceModelData
     from rig.face_model.model import FaceModel
 
-    key = ("landmark_submodel", face_model.dtype)
+    key = ("landmark_submodel",)
     if key in face_model.cache:
         return face_model.cache[key]
     d = face_model.data
@@ -228,7 +229,7 @@ def landmark_submodel(face_model):
         name=f"{d.name} (landmark vertices)",
         metadata=d.metadata,
     )
-    model = FaceModel.from_data(sub, face_model.dtype).to(face_model.device)
+    model = FaceModel.from_data(sub, torch.float64).to(face_model.device)
     face_model.cache[key] = model
     return model
 

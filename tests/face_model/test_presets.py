@@ -139,3 +139,11 @@ def test_landmark_submodel_matches_the_full_model(flame_model64, reference_param
     assert sub.n_vertices <= flame_model64.n_vertices + 5
     assert np.abs(full.landmarks.numpy() - small.landmarks.numpy()).max() < 1e-14
     assert np.abs(full.joints.numpy() - small.joints.numpy()).max() < 1e-14
+
+
+def test_float32_model_gets_the_float64_solution(flame_fixture_dir, flame_model64):
+    model32 = load_face_model(flame_fixture_dir / "generic_model.pkl", dtype=torch.float32)
+    e32, jaw32 = expression_preset(model32, "surprise")
+    e64, jaw64 = expression_preset(flame_model64, "surprise")
+    assert e32.dtype == torch.float32
+    assert torch.allclose(e32.double(), e64, rtol=1e-5, atol=1e-4 * e64.abs().max().item())
