@@ -9,7 +9,8 @@ Decisions (also written into the file's metadata):
     * Geometry: the ``body`` faces of hm08 above a horizontal cut through the lower neck, plus the
       eyeballs, upper/lower teeth and tongue helpers. Eyelash cards and the long-hair helper are
       left out. Quads are split along their (0, 2) diagonal; hm08 quads are counter-clockwise
-      seen from outside, so every triangle is too.
+      seen from outside, so every triangle is too. UVs are the OBJ's, except that the two tiny
+      eyeball islands are scaled up into free atlas space (``enlarge_eye_islands``).
     * Joints: global = base of the neck (MPFB2 ``neck01`` head, the root, moved to the origin),
       neck = skull base (``head`` bone head), jaw = ``jaw`` bone head (the ``joint-mouth`` cube,
       near the jaw hinge), eyes = eyeball centres (``eye.L`` / ``eye.R``; FLAME's eye_left is the
@@ -81,7 +82,7 @@ class DefaultHeadConfig:
     neck_cut_y: float = 0.595
     sampling: IdentitySampling = field(default_factory=IdentitySampling)
     regressor_neighbours: int = 48
-    albedo_resolution: int = 256
+    albedo_resolution: int = 512
     landmark_image_size: int = 512
 
 
@@ -159,6 +160,27 @@ def select_head(src: Sources, neck_cut_y: float) -> HeadSelection:
         uv_faces=uv_faces.reshape(-1, 3).astype(np.int64),
         src_face=tri_src.astype(np.int64),
     )
+
+
+# Free space of hm08's UV atlas that the eyeball islands are moved into (lower-left corner, size).
+EYE_UV_TARGETS = {"helper-l-eye": ((0.22, 0.40), 0.16), "helper-r-eye": ((0.42, 0.40), 0.16)}
+
+
+def enlarge_eye_islands(src: Sources, sel: HeadSelection) -> HeadSelection:
+    """Scale the two eyeball UV islands (about 13 texels wide at 512 px) into empty atlas space.
+
+    MakeHuman textures its eyes with a separate material, so their islands in the body atlas are
+    tiny; rig has one albedo texture, and an iris needs more texels. Only these two islands move
+    (by a uniform scale + shift); every other texture coordinate is the OBJ's.
+    """
+    uv = sel.uv_coords.copy()
+    for group, (corner, size) in EYE_UV_TARGETS.items():
+        tri = np.isin(sel.src_face, src.obj.group_faces(group))
+        ids = np.unique(sel.uv_faces[tri])
+        lo, hi = uv[ids].min(axis=0), uv[ids].max(axis=0)
+        scale = size / float((hi - lo).max())
+        uv[ids] = np.asarray(corner) + (uv[ids] - lo) * scale
+    return HeadSelection(sel.src_vertices, sel.faces, uv, sel.uv_faces, sel.src_face)
 
 
 def load_identity_targets(src: Sources, names: list[str], folders: dict[str, str]) -> np.ndarray:
@@ -263,6 +285,7 @@ class GeometryStage:
     exprdirs: np.ndarray
     vertex_regions: np.ndarray
     mirror: np.ndarray  # (V,) head-vertex index of each vertex's mirror partner
+    vertex_part: np.ndarray  # (V,) 0 = body, else 1 + index into HELPER_GROUPS
     identity_std: np.ndarray
     identity_explained: np.ndarray
     info: dict
@@ -272,7 +295,7 @@ def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
     """Template, joints, regressor, skinning weights, identity + expression bases and regions."""
     from rig.face_model.default_regions import vertex_regions
 
-    sel = select_head(src, config.neck_cut_y)
+    sel = enlarge_eye_islands(src, select_head(src, config.neck_cut_y))
     head = sel.src_vertices
     n_src = src.obj.vertices.shape[0]
 
@@ -339,6 +362,9 @@ def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
         raise InputError("the head cut is not left/right symmetric (a mirror partner fell outside it)")
 
     regions = vertex_regions(src, sel, v_template, lbs_weights)
+    vertex_part = np.zeros(head.size, dtype=np.int64)
+    for i, g in enumerate(HELPER_GROUPS):
+        vertex_part[np.isin(head, src.vertex_groups[g])] = i + 1
     reg_err = np.einsum("jv,vck->jck", J_regressor, shapedirs) - joint_dirs
     info = {
         "joint_regressor_template_error_m": float(np.abs(J_regressor @ v_template - joints).max()),
@@ -349,7 +375,7 @@ def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
         "root_joint_source_position_m": origin.tolist(),
     }
     return GeometryStage(sel, v_template, joints, J_regressor, lbs_weights, shapedirs, exprdirs, regions,
-                         mirror, pca.std, pca.explained, info)
+                         mirror, vertex_part, pca.std, pca.explained, info)
 
 
 def metadata(config: DefaultHeadConfig, geo: GeometryStage, extra: dict) -> dict:
@@ -416,7 +442,7 @@ def build_default_head(config: DefaultHeadConfig = DefaultHeadConfig(), data_dir
     if with_albedo:
         from rig.face_model.default_albedo import paint_albedo
 
-        alb = paint_albedo(geo, config.albedo_resolution)
+        alb = paint_albedo(geo, config.albedo_resolution, src.data_dir)
         albedo_mean, albedo_basis, albedo_names = alb.mean, alb.basis, alb.names
         extra["albedo"] = alb.description
     bar.update(1)
