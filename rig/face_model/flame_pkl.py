@@ -10,7 +10,8 @@ current numpy), scipy sparse matrices under module paths that have since moved
   densified here by our own code (no scipy call while loading).
 - numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` -> guarded wrappers (only the plain ndarray
   class, dtypes only from strings; object arrays can only hold what this unpickler built).
-- ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2) -> latin-1 only; ``set``.
+- ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2) -> latin-1 only; ``set``;
+  ``copy_reg._reconstructor`` + ``object`` (protocol 0/1 object creation) for the stand-ins only.
 
 Any other global raises ``UnsafeFileError`` before anything is called.
 
@@ -106,6 +107,8 @@ def _allow_list() -> dict[tuple[str, str], Any]:
         ("_codecs", "encode"): _latin1_encode,
         ("__builtin__", "set"): set,
         ("builtins", "set"): set,
+        ("__builtin__", "object"): object,
+        ("builtins", "object"): object,
         ("copy_reg", "_reconstructor"): _copyreg_reconstructor,
         ("copyreg", "_reconstructor"): _copyreg_reconstructor,
     }

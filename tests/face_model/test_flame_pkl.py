@@ -188,3 +188,54 @@ def test_one_embedding_without_the_other_is_an_error(tmp_path, flame_fixture_dir
     (tmp_path / "flame_static_embedding.pkl").unlink()
     model = load_face_model(tmp_path / "generic_model.pkl")
     assert model(model.zero_params()).landmarks.shape == (1, 0, 3)
+
+
+class _Py2StylePickler(pickle._Pickler):
+    """Writes bytes as BINSTRING, as Python 2 did for the raw data of FLAME's arrays."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_bytes(self, obj):
+        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def test_python2_era_pickle_loads(tmp_path, flame_pkl, reference_params, reference_forward):
+    import io
+
+    raw = load_flame_pickle(flame_pkl)
+    buf = io.BytesIO()
+    _Py2StylePickler(buf, protocol=2).dump(raw)
+    blob = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"_codecs" not in blob and pickle.BINSTRING in blob
+    path = _write(tmp_path / "generic_model.pkl", blob)
+    for name in ("flame_static_embedding.pkl", "flame_dynamic_embedding.npy"):
+        shutil.copy(flame_pkl.parent / name, tmp_path / name)
+    model = load_face_model(path, dtype=torch.float64)
+    out = model(reference_params(0, model))
+    assert np.abs(out.vertices[0].numpy() - reference_forward["verts_0"]).max() <= 1e-8
+
+
+def test_protocol0_chumpy_object_loads_via_copyreg(tmp_path, monkeypatch):
+    # Build a genuine protocol-0 pickle of a class named chumpy.ch.Ch (a throwaway fake module).
+    import sys
+    import types
+
+    fake = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    fake.Ch = Ch
+    monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
+    monkeypatch.setitem(sys.modules, "chumpy.ch", fake)
+    obj = Ch()
+    obj.__dict__.update({"x": np.arange(6.0).reshape(2, 3), "_itr": None})
+    blob = pickle.dumps({"weights": obj}, protocol=0)
+    assert b"_reconstructor" in blob
+    monkeypatch.delitem(sys.modules, "chumpy.ch")
+    got = load_flame_pickle(_write(tmp_path / "p0.pkl", blob))
+    assert np.array_equal(got["weights"], np.arange(6.0).reshape(2, 3))
