@@ -63,9 +63,30 @@ def summarize_face_model(spec: str) -> FaceModelSummary:
     return summary
 
 
+def cached_extension_builds() -> dict[str, str]:
+    """C++ extensions found built in rig's JIT cache (``rig._ext``), by name: the folder of the
+    newest build. Whether that build matches the current sources is for the owning module to say."""
+    try:
+        from rig._ext import default_cache_dir
+    except ImportError:
+        return {}
+    root = default_cache_dir()
+    found: dict[str, tuple[float, str]] = {}
+    if root.is_dir():
+        for folder in root.iterdir():
+            libs = list(folder.glob("*.so")) + list(folder.glob("*.pyd"))
+            if folder.is_dir() and libs:
+                name = folder.name.rsplit("-", 1)[0]
+                mtime = max(p.stat().st_mtime for p in libs)
+                if name not in found or mtime > found[name][0]:
+                    found[name] = (mtime, str(folder))
+    return {name: f"built (cache: {folder})" for name, (_, folder) in found.items()}
+
+
 def kernel_status() -> dict[str, str]:
-    """Merge the ``kernel_status()`` hooks of ``KERNEL_STATUS_MODULES``."""
-    states: dict[str, str] = {}
+    """Builds found in the extension cache, overridden by the ``kernel_status()`` hooks of
+    ``KERNEL_STATUS_MODULES``."""
+    states: dict[str, str] = cached_extension_builds()
     for name in KERNEL_STATUS_MODULES:
         try:
             module = importlib.import_module(name)
