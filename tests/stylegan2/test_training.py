@@ -137,6 +137,12 @@ def test_run_folder_contents_and_snapshot_rotation(tmp_path):
     assert len(list((tmp_path / "grids").glob("*.png"))) >= 1
     meta = json.loads(snaps[-1].read_text())
     assert meta["nimg"] == 24 and meta["step"] == 6 and meta["history"]
+    from rig.stylegan2.checkpoints import load_networks
+
+    nets = load_networks(tmp_path / "network-latest.safetensors")
+    trainer = Trainer.resume(tmp_path, _images(), progress=False)
+    z = torch.randn(2, cfg.z_dim, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(nets.G_ema(z, None, noise_mode="const"), trainer.sample(z))
     with pytest.raises(InputError, match="already holds"):
         Trainer.start(cfg, _images(), tmp_path, progress=False)
 

@@ -47,7 +47,7 @@ class TrainConfig:
     z_dim: int = 128
     w_dim: int = 128
     mapping_layers: int = 2
-    channel_base: int = 4096
+    channel_base: int = 2048
     channel_max: int = 128
     mbstd_group: int = 4
 
@@ -111,8 +111,10 @@ class TrainConfig:
         return cls(**d).validate()
 
 
-# Presets. 'tiny' exists for tests (seconds per kimg); '64' is the default-world recipe; '128' is the
-# width that NOTES.md measured at ~3.9 kimg/h on this 2-core machine (too slow to ship this year).
+# Presets. 'tiny' exists for tests (seconds per kimg). '64' is the default-world recipe: channels
+# 128/128/128/64/32 at 4..64 px (~0.6 M parameters in G); a 4096-base variant (1.4 M) measured 2.5 kimg/h
+# against 18 kimg/h for the 0.35 M NOTES.md config on this shared 2-core machine, too slow for CPU
+# sessions. '128' is the width NOTES.md measured at ~3.9 kimg/h alone on the machine.
 PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
                         channel_max=16, batch=4, mbstd_group=2, kimg=0.064, snapshot_kimg=0.016,
