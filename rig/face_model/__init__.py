@@ -12,13 +12,7 @@ from rig.face_model.data import JOINT_NAMES, REGION_NAMES, FaceModelData
 from rig.face_model.loading import load_face_model
 from rig.face_model.model import FaceModel, FaceModelOutput
 from rig.face_model.params import RigParams, params_from_flags
-
-
-def expression_preset(face_model, name):
-    """See ``rig.face_model.presets.expression_preset`` (imported lazily: it pulls in the solver)."""
-    from rig.face_model.presets import expression_preset as _preset
-
-    return _preset(face_model, name)
+from rig.face_model.presets import expression_preset, preset_names
 
 
 __all__ = [
@@ -31,4 +25,5 @@ __all__ = [
     "expression_preset",
     "load_face_model",
     "params_from_flags",
+    "preset_names",
 ]
