@@ -1,0 +1,666 @@
+"""Fit the face model to a clip's 2D landmarks: one identity, per-frame pose / expression / jaw, a camera.
+
+Inputs are the follower's landmarks ``(T, 68, 2)`` pixels (NaN where no face was found) and the
+image size; the output is a ``FitResult`` with the rig parameters of every frame, the camera and
+the projected fitted landmarks.
+
+Model: the face model's own iBUG-68 landmarks (FLAME's yaw-dependent contour for real FLAME),
+evaluated on a landmark-only copy of the model (``landmark_submodel``) so one optimiser step is
+cheap. Camera: "perspective" (``rig.render.camera.PerspectiveCamera``; fixed extrinsics looking at
+the face from +z at the clip's median head distance, focal length given or estimated once per clip,
+the head's motion in the per-frame ``translation``) or "weak_perspective"
+(``OrthographicCamera.from_weak_perspective``, per-frame scale and shift, translation zero).
+
+Objective (per frame, averaged over frames): a pseudo-Huber landmark error in units of the face's
+radius (so it does not depend on the face's size in pixels), the jaw line down-weighted;
+quadratic priors on shape, expression, jaw and neck (the neck and the global rotation move the
+landmarks almost alike, so the neck prior leaves the head's rotation in ``global_pose``);
+temporal smoothness as squared second differences (accelerations) of the projected landmarks and
+of the parameters, which damps jitter but lets steady motion through without lag. Frames without
+landmarks get no data term: the smoothness term carries the fit across them, starting from
+landmarks interpolated in time.
+
+Optimisation (L-BFGS, torch, batched over frames):
+1. identity: up to ``identity_frames`` frames spread over the clip jointly fit the shared shape
+   (and the focal length when not given) with their own pose / expression;
+2. frames: windows of ``window`` frames (``overlap`` shared with the next window, and the last two
+   kept frames of the previous window as fixed context for the smoothness term) fit pose,
+   translation, expression, jaw and neck with the identity held: first rigid-only, then all.
+Eye rotation is not observable in the 68 iBUG points (no pupils), so ``eye_pose`` stays zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rig.errors import InputError, ShapeError
+from rig.face_model.landmarks import barycentric_points, contour_bin, head_yaw
+from rig.face_model.lbs import lbs
+from rig.face_model.model import FaceModel
+from rig.face_model.params import RigParams
+from rig.render.camera import OrthographicCamera, PerspectiveCamera
+from rig.track.banded import solve_block_pentadiagonal
+from rig.track.config import TrackConfig
+from rig.track.landmark_model import landmark_submodel
+from rig.track.sequence import similarity_from_landmarks
+
+_R_FRONT = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))  # camera in front of a +z-facing head
+_POSE_KEYS = ("global_pose", "neck_pose", "jaw_pose")
+DTYPE = torch.float64
+# Weight of the acceleration penalty at smooth=1. As a filter on a landmark track (data term
+# x^2/2), lambda = 0.1 keeps 91% of a motion with a 6-frame period (fast mouth motion at 25 fps)
+# and removes 60% of frame-to-frame alternating jitter: 1 / (1 + 2 lambda (2 - 2 cos w)^2).
+SMOOTH_UNIT = 0.1
+
+
+@dataclass
+class FitResult:
+    """The fitted clip (T frames).
+
+    Attributes:
+        params: ``RigParams`` with T rows, float64 on the CPU; ``shape`` is the same on every row,
+            widths are the model's.
+        landmarks_fit: (T, 68, 2) float64 projected model landmarks, pixels (centre convention).
+        residual_px: (T,) RMS distance fitted vs detected landmarks, pixels; NaN where undetected.
+        camera_model: "perspective" or "weak_perspective".
+        K, R, t: perspective camera (3, 3), (3, 3), (3,) (OpenCV: ``X_cam = R X + t``); None for
+            weak perspective.
+        weak_perspective: (T, 3) DECA-style (scale, tx, ty) per frame; None for perspective.
+        width, height: image size in pixels.
+    """
+
+    params: RigParams
+    landmarks_fit: np.ndarray
+    residual_px: np.ndarray
+    camera_model: str
+    K: np.ndarray | None
+    R: np.ndarray | None
+    t: np.ndarray | None
+    weak_perspective: np.ndarray | None
+    width: int
+    height: int
+
+    @property
+    def focal_px(self) -> float | None:
+        return None if self.K is None else float(self.K[0, 0])
+
+    def camera(self, frames: slice | None = None) -> PerspectiveCamera | OrthographicCamera:
+        """The camera as a ``rig.render.camera`` object (batch 1 perspective, or batch T weak)."""
+        if self.camera_model == "perspective":
+            as_t = lambda a: torch.as_tensor(a, dtype=DTYPE)[None]  # noqa: E731
+            return PerspectiveCamera(as_t(self.K), as_t(self.R), as_t(self.t), self.width, self.height)
+        wp = self.weak_perspective if frames is None else self.weak_perspective[frames]
+        return OrthographicCamera.from_weak_perspective(torch.as_tensor(wp, dtype=DTYPE), self.width, self.height)
+
+
+def interpolate_missing(landmarks: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Fill undetected frames by linear interpolation in time (nearest detected frame at the ends).
+
+    landmarks: (T, 68, 2) with anything in undetected rows; detected: (T,) bool, at least one True.
+    """
+    T = landmarks.shape[0]
+    idx = np.flatnonzero(detected)
+    if idx.size == 0:
+        raise InputError("no frame has landmarks to fit")
+    flat = landmarks.reshape(T, -1)
+    out = np.empty_like(flat, dtype=np.float64)
+    t = np.arange(T)
+    for k in range(flat.shape[1]):
+        out[:, k] = np.interp(t, idx, flat[idx, k])
+    return out.reshape(landmarks.shape)
+
+
+def _second_difference_gram(n: int) -> torch.Tensor:
+    """(n, n) ``D2^T D2`` for second differences ``a_j = x_j - 2 x_{j+1} + x_{j+2}`` of a length-n sequence."""
+    D = torch.zeros((max(n - 2, 0), n), dtype=DTYPE)
+    for j in range(max(n - 2, 0)):
+        D[j, j], D[j, j + 1], D[j, j + 2] = 1.0, -2.0, 1.0
+    return D.T @ D
+
+
+def _rms_radius(points: torch.Tensor) -> torch.Tensor:
+    """(B, N, 2) -> (B,) RMS distance from the centroid."""
+    c = points - points.mean(dim=1, keepdim=True)
+    return (c * c).sum(-1).mean(-1).sqrt()
+
+
+class _ClipFitter:
+    """The optimisation of ``fit_landmarks`` (see the module docstring); one instance per clip."""
+
+    def __init__(self, face_model: FaceModel, landmarks: np.ndarray, detected: np.ndarray,
+                 width: int, height: int, config: TrackConfig):
+        self.cfg = config
+        self.width, self.height = int(width), int(height)
+        data = face_model.data
+        if data.lmk_faces_idx.shape[0] == 0:
+            raise InputError(f"{data.name}: the face model has no landmark embedding; it cannot be tracked")
+        self.n_shape_model, self.n_expr_model = data.n_shape, data.n_expression
+        self.S = min(config.n_shape, self.n_shape_model)
+        self.E = min(config.n_expression, self.n_expr_model)
+        # Only the fitted coefficients' blendshapes: the others are zero throughout.
+        sub = landmark_submodel(data)
+        sub = dataclasses.replace(sub, shapedirs=sub.shapedirs[:, :, :self.S], exprdirs=sub.exprdirs[:, :, :self.E])
+        self.model = FaceModel(sub, DTYPE)
+        self.T = landmarks.shape[0]
+        self.detected = np.asarray(detected, bool)
+        obs = interpolate_missing(landmarks, self.detected)
+        self.obs = torch.as_tensor(obs, dtype=DTYPE)
+        self.weight = torch.as_tensor(self.detected, dtype=DTYPE)
+        self.radius = _rms_radius(self.obs).clamp_min(1.0)
+        lw = torch.ones(68, dtype=DTYPE)
+        lw[:17] = config.contour_weight
+        self.lmk_weight = lw / lw.sum()
+        self.R0 = torch.tensor(_R_FRONT, dtype=DTYPE)
+        self.perspective = config.camera == "perspective"
+        f0 = (self.width / 2.0) / math.tan(math.radians(config.default_fov_deg) / 2.0)
+        self.focal_prior_log = math.log(config.focal_px if config.focal_px else f0)
+        self.log_focal = torch.tensor(self.focal_prior_log, dtype=DTYPE)
+        self.shape = torch.zeros(self.S, dtype=DTYPE)
+        self.init = self._similarity_init()
+        self._set_variable_scales()
+
+    def _set_variable_scales(self) -> None:
+        """Diagonal preconditioning: optimise every parameter in units that move the landmarks ~1 radius.
+
+        L-BFGS on raw units (metres next to radians next to blendshape coefficients of very
+        different strengths) converges slowly; dividing by these scales equalises them.
+        """
+        with torch.no_grad():
+            zero = self._zero_state(1)
+            neutral = self.model(self._params(zero, torch.zeros(self.S, dtype=DTYPE))).landmarks[0]
+            radius_m = float(_rms_radius(neutral[None, :, :2])[0])
+
+            def sensitivity(n: int, which: str) -> torch.Tensor:
+                if n == 0:
+                    return torch.ones(0, dtype=DTYPE)
+                eye = torch.eye(n, dtype=DTYPE)
+                st = self._zero_state(n)
+                shape = torch.zeros(self.S, dtype=DTYPE)
+                if which == "expression":
+                    st["expression"] = eye
+                    lmk = self.model(self._params(st, shape)).landmarks
+                else:
+                    params = self._params(st, shape)
+                    params = dataclasses.replace(params, shape=eye)
+                    lmk = self.model(params).landmarks
+                moved = (lmk - neutral).norm(dim=-1).pow(2).mean(-1).sqrt() / radius_m
+                return moved.clamp_min(1e-3)
+
+            self.shape_scale = sensitivity(self.S, "shape")
+            depth = max(self.distance, radius_m) if self.perspective else 1.0
+            self.var_scale = {"expression": sensitivity(self.E, "expression"),
+                              "global_pose": torch.ones(3, dtype=DTYPE),
+                              "neck_pose": torch.ones(3, dtype=DTYPE),
+                              "jaw_pose": torch.ones(3, dtype=DTYPE)}
+            if self.perspective:
+                self.var_scale["translation"] = torch.tensor([1 / radius_m, 1 / radius_m, 1 / depth], dtype=DTYPE)
+            else:
+                self.var_scale["log_scale"] = torch.ones(1, dtype=DTYPE)
+                self.var_scale["shift"] = torch.full((2,), 1 / radius_m, dtype=DTYPE)
+
+    def _to_vars(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Physical per-frame state -> scaled leaf tensors for the optimiser."""
+        return {k: (v.detach() * self.var_scale[k]).requires_grad_(True) for k, v in state.items()}
+
+    def _from_vars(self, variables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v / self.var_scale[k] for k, v in variables.items()}
+
+    # ------------------------------------------------------------------ model + camera
+
+    def _params(self, state: dict[str, torch.Tensor], shape: torch.Tensor) -> RigParams:
+        B = state["expression"].shape[0]
+        z = torch.zeros((B, 3), dtype=DTYPE)
+        return RigParams(shape.expand(B, -1), state["expression"], state["global_pose"], state["neck_pose"], state["jaw_pose"],
+                         torch.zeros((B, 6), dtype=DTYPE), state.get("translation", z))
+
+    def _camera(self, state: dict[str, torch.Tensor], log_focal: torch.Tensor):
+        B = state["expression"].shape[0]
+        if self.perspective:
+            f = log_focal.exp()
+            zero, one = torch.zeros((), dtype=DTYPE), torch.ones((), dtype=DTYPE)
+            K = torch.stack([torch.stack([f, zero, torch.tensor(self.width / 2.0, dtype=DTYPE)]),
+                             torch.stack([zero, f, torch.tensor(self.height / 2.0, dtype=DTYPE)]),
+                             torch.stack([zero, zero, one])])
+            t = torch.tensor([0.0, 0.0, self.distance], dtype=DTYPE)
+            return PerspectiveCamera(K.expand(B, 3, 3), self.R0.expand(B, 3, 3), t.expand(B, 3), self.width, self.height)
+        cam = torch.cat([state["log_scale"].exp(), state["shift"]], dim=1)
+        return OrthographicCamera.from_weak_perspective(cam, self.width, self.height)
+
+    def project(self, state: dict[str, torch.Tensor], shape: torch.Tensor, log_focal: torch.Tensor) -> torch.Tensor:
+        """(B, 68, 2) projected landmarks of the frames in ``state``."""
+        lmk3d = self.model(self._params(state, shape)).landmarks
+        return self._camera(state, log_focal).project(lmk3d).pixels
+
+    def _contour_bins(self, state: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.model.lmk_faces_idx.shape[0] != 51:
+            return None
+        bins = contour_bin(head_yaw(state["global_pose"], state["neck_pose"]))
+        return bins.clamp(max=self.model.dynamic_lmk_faces_idx.shape[0] - 1)
+
+    def _project_fixed_bins(self, state: dict[str, torch.Tensor], bins: torch.Tensor | None) -> torch.Tensor:
+        """Like ``project`` but with FLAME's contour bins given, not re-chosen from the pose.
+
+        For finite differences: a perturbation must not switch the contour to other triangles.
+        The landmark maths are the face model's own functions (``lbs``, ``barycentric_points``).
+        """
+        m = self.model
+        params = self._params(state, self.shape)
+        coeffs = torch.cat([params.shape, params.expression], dim=1)
+        out = lbs(coeffs, params.full_pose(), m.v_template, m.blenddirs, m.posedirs, m.J_regressor, m.parents,
+                  m.lbs_weights)
+        vertices = out.vertices + params.translation[:, None, :]
+        lmk = barycentric_points(vertices, m.faces_idx, m.lmk_faces_idx, m.lmk_bary_coords)
+        if bins is not None:
+            contour = barycentric_points(vertices, m.faces_idx, m.dynamic_lmk_faces_idx[bins],
+                                         m.dynamic_lmk_bary_coords[bins])
+            lmk = torch.cat([contour, lmk], dim=1)
+        return self._camera(state, self.log_focal).project(lmk).pixels
+
+    # ------------------------------------------------------------------ initialisation
+
+    def _similarity_init(self) -> dict[str, torch.Tensor]:
+        """Per-frame roll, scale and position from a 2D similarity between model and landmarks."""
+        with torch.no_grad():
+            neutral = self.model(self._params(self._zero_state(1), self.shape)).landmarks[0]  # (68, 3)
+        q = torch.stack([neutral[:, 0], -neutral[:, 1]], dim=-1).numpy()  # image-like axes (v down)
+        _, q_radius, q_roll = similarity_from_landmarks(q)
+        c0 = neutral.mean(0).numpy()
+        obs = self.obs.numpy()
+        state = self._zero_state(self.T)
+        scale_px = np.empty(self.T)
+        centre = np.empty((self.T, 2))
+        for i in range(self.T):
+            c, r, roll = similarity_from_landmarks(obs[i])
+            scale_px[i] = r / q_radius
+            centre[i] = c
+            state["global_pose"][i, 2] = -(roll - q_roll)  # image clockwise = model rotation about -z
+        if self.perspective:
+            f = math.exp(self.focal_prior_log)
+            z = f / scale_px
+            self.distance = float(np.median(z[self.detected] if self.detected.any() else z))
+            P = np.stack([(centre[:, 0] - self.width / 2) * z / f, (centre[:, 1] - self.height / 2) * z / f, z], 1)
+            world = np.stack([P[:, 0], -P[:, 1], self.distance - P[:, 2]], 1)
+            state["translation"] = torch.as_tensor(world - c0, dtype=DTYPE)
+        else:
+            half = min(self.width, self.height) / 2.0
+            s = scale_px / half
+            trans2 = (centre - np.array([self.width / 2.0, self.height / 2.0])) / (half * s[:, None]) \
+                - np.array([c0[0], -c0[1]])
+            state["log_scale"] = torch.as_tensor(np.log(s)[:, None], dtype=DTYPE)
+            state["shift"] = torch.as_tensor(np.stack([trans2[:, 0], -trans2[:, 1]], 1), dtype=DTYPE)
+            self.distance = 0.0
+        return state
+
+    def _zero_state(self, B: int) -> dict[str, torch.Tensor]:
+        state = {"expression": torch.zeros((B, self.E), dtype=DTYPE)}
+        for k in _POSE_KEYS:
+            state[k] = torch.zeros((B, 3), dtype=DTYPE)
+        if self.perspective:
+            state["translation"] = torch.zeros((B, 3), dtype=DTYPE)
+        else:
+            state["log_scale"] = torch.zeros((B, 1), dtype=DTYPE)
+            state["shift"] = torch.zeros((B, 2), dtype=DTYPE)
+        return state
+
+    def _rigid_keys(self) -> tuple[str, ...]:
+        return ("global_pose", "translation") if self.perspective else ("global_pose", "log_scale", "shift")
+
+    # ------------------------------------------------------------------ objective
+
+    def _data_term(self, pred: torch.Tensor, frames: slice | np.ndarray) -> torch.Tensor:
+        """Sum over the frames of the weighted pseudo-Huber landmark error (face radii)."""
+        obs, radius, weight = self.obs[frames], self.radius[frames], self.weight[frames]
+        sq = ((pred - obs) ** 2).sum(-1) / (radius[:, None] ** 2)
+        d2 = self.cfg.robust_scale ** 2
+        rho = d2 * (torch.sqrt(1.0 + sq / d2) - 1.0)
+        return ((rho * self.lmk_weight).sum(-1) * weight).sum()
+
+    def _prior_term(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        cfg = self.cfg
+        jaw = state["jaw_pose"]
+        # The jaw opens about its x axis; sideways / twisting jaw motion is rare and poorly seen.
+        jaw_cost = jaw[:, 0] ** 2 + 10.0 * (jaw[:, 1:] ** 2).sum(-1)
+        return (cfg.expression_prior * (state["expression"] ** 2).sum(-1)
+                + cfg.jaw_prior * jaw_cost
+                + cfg.neck_prior * (state["neck_pose"] ** 2).sum(-1)).sum()
+
+    def _smooth_term(self, pred: torch.Tensor, state: dict[str, torch.Tensor], radius: torch.Tensor,
+                     context: tuple[torch.Tensor, dict[str, torch.Tensor]] | None) -> torch.Tensor:
+        """Squared accelerations of the landmarks (radii) and parameters, summed over frames."""
+        if self.cfg.smooth <= 0:
+            return pred.new_zeros(())
+        lmk = pred / radius[:, None, None]
+        params = {k: v for k, v in state.items()}
+        if context is not None:
+            ctx_pred, ctx_state = context
+            lmk = torch.cat([ctx_pred / radius[:1, None, None], lmk], 0)
+            params = {k: torch.cat([ctx_state[k], v], 0) for k, v in params.items()}
+        if lmk.shape[0] < 3:
+            return pred.new_zeros(())
+        acc = lmk[2:] - 2 * lmk[1:-1] + lmk[:-2]
+        total = ((acc ** 2).sum(-1) * self.lmk_weight).sum()
+        for k, v in params.items():
+            weight, unit = self._param_smoothing(k)
+            a = (v[2:] - 2 * v[1:-1] + v[:-2]) * unit
+            total = total + weight * (a ** 2).sum()
+        return SMOOTH_UNIT * self.cfg.smooth * total
+
+    @staticmethod
+    def _param_smoothing(key: str) -> tuple[float, float]:
+        """(weight, unit factor) of a parameter's acceleration penalty, relative to the landmarks'."""
+        if key == "expression":
+            return 1e-3, 1.0
+        if key in ("translation", "shift"):
+            return 1e-2, 1.0 / 0.05  # metres: 5 cm of acceleration counts like 1 rad of rotation
+        return 1e-2, 1.0
+
+    # ------------------------------------------------------------------ optimisation
+
+    @staticmethod
+    def _lbfgs(variables: list[torch.Tensor], closure_fn, iters: int) -> None:
+        if iters <= 0 or not variables:
+            return
+        opt = torch.optim.LBFGS(variables, lr=1.0, max_iter=iters, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure():
+            opt.zero_grad()
+            loss = closure_fn()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+    def fit_identity(self) -> None:
+        """Stage 1: shared shape (+ focal) from frames spread over the clip."""
+        cfg = self.cfg
+        det = np.flatnonzero(self.detected)
+        n = min(cfg.identity_frames, det.size)
+        frames = det[np.unique(np.round(np.linspace(0, det.size - 1, n)).astype(int))]
+        variables = self._to_vars({k: v[frames] for k, v in self.init.items()})
+        shape_var = (self.shape * self.shape_scale).requires_grad_(self.S > 0)
+        estimate_focal = self.perspective and cfg.focal_px is None
+        log_focal = self.log_focal.clone().requires_grad_(estimate_focal)
+
+        def objective():
+            state = self._from_vars(variables)
+            shape = shape_var / self.shape_scale
+            pred = self.project(state, shape, log_focal)
+            loss = (self._data_term(pred, frames) + self._prior_term(state)) / len(frames)
+            loss = loss + cfg.shape_prior * (shape ** 2).sum()
+            if estimate_focal:
+                loss = loss + cfg.focal_prior * (log_focal - self.focal_prior_log) ** 2
+            return loss
+
+        self._lbfgs([variables[k] for k in self._rigid_keys()], objective, cfg.iters_rigid)
+        leaves = list(variables.values()) + ([shape_var] if self.S > 0 else []) + ([log_focal] if estimate_focal else [])
+        self._lbfgs(leaves, objective, cfg.iters_identity)
+        self.shape = (shape_var / self.shape_scale).detach()
+        self.log_focal = log_focal.detach()
+        if estimate_focal:
+            # Keep the camera's stand-off consistent with the new focal length: the head's size in
+            # pixels fixes distance / focal, so scale the distance and the depths with it.
+            ratio = math.exp(float(self.log_focal) - self.focal_prior_log)
+            if self.perspective and abs(ratio - 1.0) > 1e-9:
+                self._rescale_depth(ratio)
+
+    def _rescale_depth(self, ratio: float) -> None:
+        """Move the initial head positions so their image stays put under focal * ratio."""
+        tr = self.init["translation"]
+        with torch.no_grad():
+            neutral_c = self.model(self._params(self._zero_state(1), self.shape)).landmarks[0].mean(0)
+            world = tr + neutral_c  # head centre in world
+            cam = torch.stack([world[:, 0], -world[:, 1], self.distance - world[:, 2]], 1) * ratio
+            self.distance *= ratio
+            new_world = torch.stack([cam[:, 0], -cam[:, 1], self.distance - cam[:, 2]], 1)
+            self.init["translation"] = new_world - neutral_c
+
+    def fit_frames(self, progress=None) -> dict[str, torch.Tensor]:
+        """Stage 2: every frame, window by window; returns the per-frame state (T rows)."""
+        cfg = self.cfg
+        result = {k: v.clone() for k, v in self.init.items()}
+        step = cfg.window - cfg.overlap
+        start, solved_until = 0, 0
+        context = None
+        last_solved: dict[str, torch.Tensor] | None = None
+        while start < self.T:
+            end = min(start + cfg.window, self.T)
+            frames = slice(start, end)
+            init = {k: v[frames].clone() for k, v in result.items()}
+            if last_solved is not None and end > solved_until:
+                # Frames new to this window start from the last kept frame's expression / jaw /
+                # neck (their rigid pose and position come from the per-frame similarity init;
+                # the overlap frames start from the previous window's solution).
+                fresh = slice(solved_until - start, end - start)
+                for k in ("expression", "jaw_pose", "neck_pose"):
+                    init[k][fresh] = last_solved[k]
+            variables = self._to_vars(init)
+            radius = self.radius[frames]
+            n = end - start
+
+            def objective():
+                state = self._from_vars(variables)
+                pred = self.project(state, self.shape, self.log_focal)
+                loss = self._data_term(pred, frames) + self._prior_term(state)
+                loss = loss + self._smooth_term(pred, state, radius, context)
+                return loss / n
+
+            variables = self._gauss_newton(variables, frames, context, cfg.iters_window)
+            state = self._from_vars(variables)
+            # Keep the first `step` frames; the look-ahead (overlap) frames are solved again, with
+            # more future, by the next window, which starts from this solution.
+            keep_end = end if end == self.T else start + step
+            for k in result:
+                result[k][frames] = state[k].detach()
+            solved_until = end
+            if progress is not None:
+                progress(keep_end - start)
+            ctx_frames = slice(max(keep_end - 2, 0), keep_end)
+            ctx_state = {k: v[ctx_frames].clone() for k, v in result.items()}
+            with torch.no_grad():
+                context = (self.project(ctx_state, self.shape, self.log_focal), ctx_state)
+            last_solved = {k: v[keep_end - 1].clone() for k, v in result.items()}
+            start = keep_end
+        return result
+
+    # ------------------------------------------------------------------ Gauss-Newton for windows
+
+    def _pack(self, variables: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([variables[k] for k in self.var_scale], dim=1)
+
+    def _unpack(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        sizes = [v.numel() for v in self.var_scale.values()]
+        return dict(zip(self.var_scale, torch.split(theta, sizes, dim=1)))
+
+    def _window_objective(self, theta: torch.Tensor, frames: slice, context) -> torch.Tensor:
+        state = self._from_vars(self._unpack(theta))
+        pred = self.project(state, self.shape, self.log_focal)
+        return (self._data_term(pred, frames) + self._prior_term(state)
+                + self._smooth_term(pred, state, self.radius[frames], context))
+
+    def _gauss_newton(self, variables: dict[str, torch.Tensor], frames: slice, context, iters: int
+                      ) -> dict[str, torch.Tensor]:
+        """Levenberg-Marquardt on one window; returns the scaled variables.
+
+        Per-frame Jacobians of the 136 landmark coordinates come from forward differences, all
+        frames and directions in one batch (the landmark-only model makes that cheap). Data (as
+        iteratively reweighted least squares for the pseudo-Huber loss) and priors give per-frame
+        normal equations; the smoothness terms contribute their exact gradient and the diagonal
+        blocks of their Gauss-Newton matrix (block Jacobi), and the damping + the decrease test
+        keep every accepted step a descent. Each step solves n small (P, P) systems.
+        """
+        with torch.no_grad():
+            theta = self._pack(variables).detach().clone()
+            n, P = theta.shape
+            lam = SMOOTH_UNIT * self.cfg.smooth
+            obs, R, wt = self.obs[frames], self.radius[frames], self.weight[frames]
+            R2 = (R ** 2)[:, None]
+            delta_sq = self.cfg.robust_scale ** 2
+            lw2 = self.lmk_weight.repeat_interleave(2)  # (136,) per coordinate
+            scales = torch.cat([self.var_scale[k] for k in self.var_scale])
+            if context is not None:
+                ctx_pred, ctx_state = context
+                ctx_norm = ctx_pred / R[:1, None, None]
+                ctx_theta = torch.cat([ctx_state[k] * self.var_scale[k] for k in self.var_scale], dim=1)
+            else:
+                ctx_norm = obs.new_zeros((0, 68, 2))
+                ctx_theta = theta.new_zeros((0, P))
+            c0 = ctx_norm.shape[0]
+            # Per-parameter acceleration weight and the factor from scaled variable to penalised unit.
+            p_weight = torch.cat([torch.full((self.var_scale[k].numel(),), self._param_smoothing(k)[0], dtype=DTYPE)
+                                  for k in self.var_scale])
+            p_factor = torch.cat([self._param_smoothing(k)[1] / self.var_scale[k] for k in self.var_scale])
+            dtd = _second_difference_gram(n + c0)[c0:, c0:]  # D2^T D2 restricted to the window
+            d0, d1, d2 = (torch.diagonal(dtd, offset=k) for k in range(3))
+            # Prior gradient / Hessian (diagonal), in scaled units.
+            keys = list(self.var_scale)
+            prior_w = torch.zeros(P, dtype=DTYPE)
+            offset = 0
+            for k in keys:
+                size = self.var_scale[k].numel()
+                if k == "expression":
+                    prior_w[offset:offset + size] = self.cfg.expression_prior
+                elif k == "jaw_pose":
+                    prior_w[offset:offset + size] = self.cfg.jaw_prior * torch.tensor([1.0, 10.0, 10.0], dtype=DTYPE)
+                elif k == "neck_pose":
+                    prior_w[offset:offset + size] = self.cfg.neck_prior
+                offset += size
+            prior_w = prior_w / scales ** 2  # d^2/dv^2 of w (v / s)^2 = 2 w / s^2
+
+            f = self._window_objective(theta, frames, context)
+            mu = 1e-3
+            eps = 1e-6
+            basis = torch.cat([torch.zeros(1, P, dtype=DTYPE), eps * torch.eye(P, dtype=DTYPE)])  # (P+1, P)
+            for _ in range(max(iters, 0)):
+                state = self._from_vars(self._unpack(theta))
+                bins = self._contour_bins(state)
+                batch = (theta[:, None, :] + basis[None]).reshape(-1, P)
+                pred = self._project_fixed_bins(self._from_vars(self._unpack(batch)),
+                                                None if bins is None else bins.repeat_interleave(P + 1))
+                pred = pred.reshape(n, P + 1, 68, 2)
+                base = pred[:, 0]
+                J = ((pred[:, 1:] - base[:, None]) / eps).reshape(n, P, 136).transpose(1, 2)  # (n, 136, P)
+                r = (base - obs).reshape(n, 136)
+                s = (r.reshape(n, 68, 2) ** 2).sum(-1) / R2
+                c = (wt[:, None] * self.lmk_weight * 0.5 / torch.sqrt(1.0 + s / delta_sq)).repeat_interleave(2, dim=1) / R2
+                g = 2.0 * torch.einsum("nk,nkp->np", c * r, J)
+                H = 2.0 * torch.einsum("nk,nkp,nkq->npq", c, J, J)
+                off1 = H.new_zeros((max(n - 1, 0), P, P))
+                off2 = H.new_zeros((max(n - 2, 0), P, P))
+                if lam > 0 and n + c0 >= 3:
+                    L = torch.cat([ctx_norm, base / R[:, None, None]])
+                    a = L[2:] - 2 * L[1:-1] + L[:-2]
+                    A = torch.nn.functional.pad(a, (0, 0, 0, 0, 2, 2))
+                    gL = (A[:-2] - 2 * A[1:-1] + A[2:])[c0:] * self.lmk_weight[None, :, None]  # D2^T a, weighted
+                    gL = 2.0 * lam * gL / R[:, None, None]
+                    g = g + torch.einsum("nk,nkp->np", gL.reshape(n, 136), J)
+                    Jn = J / R[:, None, None]
+                    WJ = Jn * lw2[None, :, None]
+                    H = H + 2.0 * lam * d0[:, None, None] * torch.einsum("nkp,nkq->npq", WJ, Jn)
+                    th = torch.cat([ctx_theta, theta]) * p_factor
+                    b = th[2:] - 2 * th[1:-1] + th[:-2]
+                    B = torch.nn.functional.pad(b, (0, 0, 2, 2))
+                    gp = (B[:-2] - 2 * B[1:-1] + B[2:])[c0:]
+                    g = g + 2.0 * lam * p_weight * p_factor * gp
+                    pdiag = 2.0 * lam * p_weight * p_factor ** 2  # (P,)
+                    H = H + torch.diag_embed(d0[:, None] * pdiag)
+                    if n >= 2:
+                        off1 = 2.0 * lam * d1[:, None, None] * torch.einsum("nkp,nkq->npq", WJ[:-1], Jn[1:])
+                        off1 = off1 + torch.diag_embed(d1[:, None] * pdiag)
+                    if n >= 3:
+                        off2 = 2.0 * lam * d2[:, None, None] * torch.einsum("nkp,nkq->npq", WJ[:-2], Jn[2:])
+                        off2 = off2 + torch.diag_embed(d2[:, None] * pdiag)
+                g = g + 2.0 * prior_w * theta
+                H = H + torch.diag_embed(2.0 * prior_w).expand(n, P, P)
+                diag = torch.diagonal(H, dim1=1, dim2=2)
+                accepted = False
+                for _attempt in range(6):
+                    A_mat = H + torch.diag_embed(mu * diag + 1e-9)
+                    try:
+                        delta = solve_block_pentadiagonal(A_mat, off1, off2, -g)
+                    except torch.linalg.LinAlgError:
+                        mu *= 8.0
+                        continue
+                    candidate = theta + delta
+                    f_new = self._window_objective(candidate, frames, context)
+                    if torch.isfinite(f_new) and f_new < f:
+                        accepted = True
+                        break
+                    mu *= 8.0
+                if not accepted:
+                    break
+                improvement = float(f - f_new)
+                theta, f = candidate, f_new
+                mu = max(mu / 4.0, 1e-7)
+                if improvement < 1e-6 * max(float(f), 1e-12):
+                    break
+        return {k: v.clone() for k, v in self._unpack(theta).items()}
+
+    def result(self, state: dict[str, torch.Tensor], landmarks: np.ndarray) -> FitResult:
+        with torch.no_grad():
+            pred = self.project(state, self.shape, self.log_focal).numpy()
+            params = self._params(state, self.shape).detach().clone().padded(self.n_shape_model, self.n_expr_model)
+        err = np.sqrt(((pred - landmarks) ** 2).sum(-1).mean(-1))
+        err[~self.detected] = np.nan
+        if self.perspective:
+            f = float(self.log_focal.exp())
+            K = np.array([[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0], [0.0, 0.0, 1.0]])
+            R, t, wp = np.array(_R_FRONT), np.array([0.0, 0.0, self.distance]), None
+        else:
+            K = R = t = None
+            wp = torch.cat([state["log_scale"].exp(), state["shift"]], 1).detach().numpy()
+        return FitResult(params, pred, err, self.cfg.camera, K, R, t, wp, self.width, self.height)
+
+
+def fit_landmarks(face_model: FaceModel, landmarks: np.ndarray, detected: np.ndarray, width: int, height: int,
+                  config: TrackConfig = TrackConfig(), progress=None) -> FitResult:
+    """Fit ``face_model`` to a clip's landmarks (see the module docstring).
+
+    Args:
+        face_model: any FLAME-layout ``FaceModel`` with an iBUG-68 embedding.
+        landmarks: (T, 68, 2) pixels, centre convention; rows of undetected frames are ignored.
+        detected: (T,) bool.
+        width, height: image size in pixels.
+        config: ``TrackConfig``.
+        progress: optional callable taking the number of frames just finished.
+    Raises:
+        InputError when no frame is detected; ShapeError on malformed arrays.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    detected = np.asarray(detected, dtype=bool)
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2) or detected.shape != landmarks.shape[:1]:
+        raise ShapeError(f"fit_landmarks: expected landmarks (T, 68, 2) and detected (T,), got "
+                         f"{landmarks.shape} and {detected.shape}")
+    if not detected.any():
+        raise InputError("no face was found in any frame: nothing to fit")
+    if not np.all(np.isfinite(landmarks[detected])):
+        raise ShapeError("fit_landmarks: detected frames must have finite landmarks")
+    with torch_threads(config.torch_threads):
+        fitter = _ClipFitter(face_model, landmarks, detected, width, height, config)
+        fitter.fit_identity()
+        state = fitter.fit_frames(progress)
+        return fitter.result(state, landmarks)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (None: leave as is), then restore the count.
+
+    The fit is a long chain of tiny tensor ops: extra threads only add synchronisation, and on a
+    busy machine they made one objective evaluation 9x slower (186 ms vs 20 ms, measured).
+    """
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
