@@ -15,6 +15,7 @@ from torch import nn
 from rig.errors import ShapeError
 from rig.stylegan2.ops.bias_act import activation_spec, bias_act
 from rig.stylegan2.ops.conv2d_resample import conv2d_resample
+from rig.stylegan2.ops.fused import Epilogue
 from rig.stylegan2.ops.upfirdn2d import setup_filter
 
 
@@ -93,8 +94,12 @@ class Conv2dLayer(nn.Module):
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         flip_weight = self.up == 1  # up-sampling layers were trained as true convolutions
-        x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=flip_weight, impl=impl)
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp, impl=impl)
+        if impl == "fast" or (impl == "auto" and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))):
+            epilogue = Epilogue(bias=b, act=self.activation, gain=act_gain, clamp=act_clamp)
+            return conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
+                                   padding=self.padding, flip_weight=flip_weight, impl="fast", epilogue=epilogue)
+        x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
+                            padding=self.padding, flip_weight=flip_weight, impl="ref")
+        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp, impl="ref")

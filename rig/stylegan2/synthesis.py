@@ -99,21 +99,14 @@ class SynthesisLayer(nn.Module):
             weight, styles = _fp16_prenormalize(weight, styles)
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        if fast and self.activation in ("lrelu", "relu", "linear") and act_gain > 0:
-            # Fold the gain and the bias into the convolution: act(g*y) == g*act(y) for g > 0.
-            y = modulated_conv2d_fast(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
-                                      resample_filter=self.resample_filter, flip_weight=flip_weight,
-                                      out_gain=act_gain, bias=self.bias)
-            return bias_act(y, None, act=self.activation, gain=1.0, clamp=act_clamp, impl="fast")
         if fast:
-            y = modulated_conv2d_fast(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
-                                      resample_filter=self.resample_filter, flip_weight=flip_weight)
-        else:
-            y = modulated_conv2d_ref(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
-                                     resample_filter=self.resample_filter, flip_weight=flip_weight,
-                                     fused_modconv=fused_modconv)
-        return bias_act(y, self.bias.to(y.dtype), act=self.activation, gain=act_gain, clamp=act_clamp,
-                        impl="fast" if fast else "ref")
+            return modulated_conv2d_fast(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
+                                         resample_filter=self.resample_filter, flip_weight=flip_weight,
+                                         bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp)
+        y = modulated_conv2d_ref(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
+                                 resample_filter=self.resample_filter, flip_weight=flip_weight,
+                                 fused_modconv=fused_modconv)
+        return bias_act(y, self.bias.to(y.dtype), act=self.activation, gain=act_gain, clamp=act_clamp, impl="ref")
 
 
 class ToRGBLayer(nn.Module):
@@ -135,8 +128,8 @@ class ToRGBLayer(nn.Module):
         fast = _use_fast(impl, x, w, self.weight)
         styles = self.affine(w, impl=impl) * self.weight_gain
         if fast:
-            y = modulated_conv2d_fast(x, self.weight, styles, demodulate=False, bias=self.bias)
-            return bias_act(y, None, clamp=self.conv_clamp, impl="fast")
+            return modulated_conv2d_fast(x, self.weight, styles, demodulate=False, bias=self.bias,
+                                         clamp=self.conv_clamp)
         y = modulated_conv2d_ref(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(y, self.bias.to(y.dtype), clamp=self.conv_clamp, impl="ref")
 

@@ -104,15 +104,18 @@ def test_modulated_conv2d_matches_brute_force(up, down, demod, k, batch):
     np.testing.assert_allclose(got.numpy(), expect, rtol=1e-4, atol=1e-4)
 
 
-def test_modconv_fast_folds_gain_bias_and_noise():
+@pytest.mark.parametrize("batch,up", [(1, 1), (2, 1), (1, 2), (3, 2)])
+def test_modconv_fast_fuses_noise_bias_activation_and_clamp(batch, up):
     r = _rng(4)
-    x, w, s = (torch.from_numpy(r.normal(size=sh)).float() for sh in [(2, 4, 6, 6), (5, 4, 3, 3), (2, 4)])
-    noise = torch.from_numpy(r.normal(size=(6, 6))).float()
+    x, w, s = (torch.from_numpy(r.normal(size=sh)).float() for sh in [(batch, 4, 6, 6), (5, 4, 3, 3), (batch, 4)])
+    noise = torch.from_numpy(r.normal(size=(6 * up, 6 * up))).float()
     bias = torch.from_numpy(r.normal(size=5)).float()
-    ref = modulated_conv2d_ref(x, w, s, noise=noise, padding=1)
-    ref = bias_act_ref(ref, bias, act="lrelu", gain=math.sqrt(2) * 0.7)
-    fast = modulated_conv2d_fast(x, w, s, noise=noise, padding=1, out_gain=math.sqrt(2) * 0.7, bias=bias)
-    fast = torch.nn.functional.leaky_relu(fast, 0.2)
+    f = setup_filter([1, 3, 3, 1])
+    kw = dict(noise=noise, up=up, padding=1, resample_filter=f, flip_weight=up == 1)
+    ref = modulated_conv2d_ref(x, w, s, **kw)
+    ref = bias_act_ref(ref, bias, act="lrelu", gain=math.sqrt(2) * 0.7, clamp=0.9)
+    fast = modulated_conv2d_fast(x, w, s, bias=bias, act="lrelu", gain=math.sqrt(2) * 0.7, clamp=0.9, **kw)
+    assert fast.shape == ref.shape
     assert (fast - ref).abs().max() < 1e-5
 
 

@@ -17,10 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from rig.errors import ShapeError
-from rig.stylegan2.ops.upfirdn2d import filter_size, parse_padding, parse_scaling, upfirdn2d
+from rig.stylegan2.ops.fused import Epilogue, apply_epilogue, fir_epilogue
+from rig.stylegan2.ops.upfirdn2d import filter_size, parse_padding, separable_taps, upfirdn2d
 
 
-def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
+def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True, channels_last=False):
+    if channels_last:
+        # oneDNN's native layout: avoids a reorder of the activations around every convolution.
+        x = x.contiguous(memory_format=torch.channels_last)
     if not flip_weight:
         w = w.flip([2, 3])
     if transpose:
@@ -30,7 +34,7 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
                     padding=0, groups: int = 1, flip_weight: bool = True, flip_filter: bool = False,
-                    impl: str = "auto") -> torch.Tensor:
+                    impl: str = "auto", epilogue: Epilogue | None = None) -> torch.Tensor:
     """Convolve ``x`` (N, Cin, H, W) with ``w`` (Cout, Cin/groups, kh, kw), resampling with ``f``.
 
     Args:
@@ -38,6 +42,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         up, down: integer factors (not both > 1 at once in StyleGAN2, but allowed).
         padding: int / (px, py) / (x0, x1, y0, y1), as for a plain convolution of the kernel.
         impl: passed to ``upfirdn2d`` ('ref', 'fast', 'auto').
+        epilogue: optional elementwise tail (bias, noise, activation...) fused into the last step;
+            used by the fast inference path (the up-sampling FIR and the tail run as one kernel).
     Returns:
         (N, Cout, H*up/down, W*up/down) tensor (for padding = kernel // 2).
     """
@@ -50,6 +56,9 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         raise ShapeError(f"conv2d_resample: up/down must be ints >= 1, got {up}, {down}")
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = parse_padding(padding)
+    fast = impl == "fast" or (impl == "auto" and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)))
+    if epilogue is not None and not fast:
+        raise ShapeError("conv2d_resample: an epilogue is only supported on the fast inference path")
 
     if up > 1:
         px0 += (fw + up - 1) // 2
@@ -66,14 +75,14 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     # down, convolve first for up.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
-        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return apply_epilogue(_conv(x, w, groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
     if kw == 1 and kh == 1 and up > 1 and down == 1:
-        x = _conv(x, w, groups=groups, flip_weight=flip_weight)
-        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter, impl=impl)
+        x = _conv(x, w, groups=groups, flip_weight=flip_weight, channels_last=fast)
+        return _final_fir(x, f, up, [px0, px1, py0, py1], up ** 2, flip_filter, impl, epilogue)
 
     if down > 1 and up == 1:
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
-        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+        return apply_epilogue(_conv(x, w, stride=down, groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
 
     if up > 1:
         # Transposed convolution wants (Cin, Cout/groups, kh, kw) per group.
@@ -88,19 +97,30 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         py1 -= kh - up
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
-        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
-                      flip_filter=flip_filter, impl=impl)
+        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight, channels_last=fast)
         if down > 1:
-            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
-        return x
+            x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
+                          flip_filter=flip_filter, impl=impl)
+            return apply_epilogue(upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl), epilogue)
+        return _final_fir(x, f, 1, [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], up ** 2, flip_filter, impl, epilogue)
 
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+        return apply_epilogue(_conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
 
     x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2,
                   flip_filter=flip_filter, impl=impl)
-    x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+    x = _conv(x, w, groups=groups, flip_weight=flip_weight, channels_last=fast)
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
-    return x
+    return apply_epilogue(x, epilogue)
+
+
+def _final_fir(x, f, up, padding, gain, flip_filter, impl, epilogue):
+    """The closing FIR of an up-sampling conv, fused with the epilogue when one is given."""
+    if epilogue is None:
+        return upfirdn2d(x, f, up=up, padding=padding, gain=gain, flip_filter=flip_filter, impl=impl)
+    taps = separable_taps(f, flip_filter, gain)
+    if taps is None:
+        x = upfirdn2d(x, f, up=up, padding=padding, gain=gain, flip_filter=flip_filter, impl=impl)
+        return apply_epilogue(x, epilogue)
+    return fir_epilogue(x, taps[0], taps[1], up=up, padding=padding, **epilogue.kwargs())

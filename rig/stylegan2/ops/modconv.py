@@ -14,7 +14,8 @@ compute it:
   output by the demodulation coefficients (what training uses; one big convolution for the batch).
 
 ``impl='fast'`` picks whichever is faster for the batch (plain convolution with the weight folded
-for N == 1, the non-fused form for N > 1) and agrees with the reference to float32 rounding.
+for N == 1, the non-fused form for N > 1), fuses the layer's tail into one kernel, and agrees
+with the reference to float32 rounding.
 """
 
 from __future__ import annotations
@@ -94,39 +95,35 @@ def modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0,
 
 
 def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
-                          demodulate=True, flip_weight=True, out_gain: float = 1.0, bias=None):
-    """Inference path: same result as the reference (times ``out_gain``, plus ``bias`` per channel).
+                          demodulate=True, flip_weight=True, bias=None, act="linear", alpha=None, gain=1.0,
+                          clamp=None):
+    """Inference path, including the layer's tail: ``clamp(act(modconv(x) + noise + bias) * gain)``.
 
-    ``out_gain`` and ``bias`` let the caller fold a positive activation gain and the layer bias
-    into the convolution (``lrelu(g * y) == g * lrelu(y)`` for ``g > 0``), saving full passes
-    over the output. Batch 1 runs as one plain convolution with the folded weight; larger
-    batches scale the input, convolve with the shared weight and scale the output.
+    Batch 1 runs one plain convolution with styles and demodulation folded into the weight; larger
+    batches scale the input by the styles, convolve with the shared weight and pass the
+    demodulation factors to the fused epilogue as a per-sample channel scale. The resampling FIR,
+    noise, bias, activation, gain and clamp then run as one fused kernel (``fused.fir_epilogue``).
+    ``noise`` broadcasts as (H', W') or (N, 1, H', W'). Returns channels-last (N, Cout, H', W').
     """
+    from rig.stylegan2.ops.fused import Epilogue
+
     _check(x, weight, styles)
     batch = x.shape[0]
     dcoefs = demod_coefficients(weight, styles) if demodulate else None  # (N, Cout)
-    scale_out = dcoefs * out_gain if dcoefs is not None else None
-
     if batch == 1:
         w = weight * styles.reshape(1, -1, 1, 1)
-        if scale_out is not None:
-            w = w * scale_out.reshape(-1, 1, 1, 1)
-        elif out_gain != 1:
-            w = w * out_gain
-        y = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
-                            flip_weight=flip_weight, impl="fast")
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(-1, 1, 1, 1)
+        scale = None
     else:
-        y = conv2d_resample(x * styles.to(x.dtype).reshape(batch, -1, 1, 1), weight.to(x.dtype), f=resample_filter,
-                            up=up, down=down, padding=padding, flip_weight=flip_weight, impl="fast")
-        if scale_out is not None:
-            y.mul_(scale_out.to(y.dtype).reshape(batch, -1, 1, 1))
-        elif out_gain != 1:
-            y.mul_(out_gain)
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        w = weight
+        scale = dcoefs
     if noise is not None:
-        y.add_(noise.to(y.dtype), alpha=out_gain) if out_gain != 1 else y.add_(noise.to(y.dtype))
-    if bias is not None:
-        y.add_((bias * out_gain).to(y.dtype).reshape(1, -1, 1, 1))
-    return y
+        noise = noise.reshape(-1, *noise.shape[-2:])
+    epilogue = Epilogue(scale=scale, noise=noise, bias=bias, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    return conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                           flip_weight=flip_weight, impl="fast", epilogue=epilogue)
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,

@@ -131,7 +131,7 @@ def upfirdn2d_ref(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding
 
 
 def _rank1_factors(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(fy, fx) with f == outer(fy, fx) for a rank-1 2-D filter, else None."""
+    """(fy, fx) with f == outer(fy, fx) for a rank-1 2-D filter (or a separable 1-D one), else None."""
     if f.ndim == 1:
         return f, f
     idx = int(f.abs().argmax())
@@ -143,66 +143,34 @@ def _rank1_factors(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
-def _fir1d_last(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, p0: int, p1: int) -> torch.Tensor:
-    """1-D upfirdn along the last axis of (..., L) with an already-flipped tap list (correlation).
+def separable_taps(f: torch.Tensor | None, flip_filter: bool = False, gain: float = 1.0):
+    """(ty, tx) float32 tap lists in correlation order with the gain folded in, or None if ``f`` is not separable.
 
-    Polyphase: the zero-stuffed signal is never built; each output phase is a short correlation
-    of the original samples with every ``up``-th tap.
+    ``upfirdn2d(x, f, ..., flip_filter, gain)`` == correlation with ``outer(ty, tx)`` on the zero-inserted, padded input.
     """
-    length = x.shape[-1]
-    k = taps.shape[0]
-    out_len = (length * up + p0 + p1 - k) // down + 1
-    if out_len <= 0:
-        raise ShapeError(f"upfirdn2d: output would be empty (length {length}, up {up}, pad {p0},{p1}, taps {k})")
-    tap_list = [float(t) for t in taps]
-    # Dense output position n reads zero-stuffed index m = n + t - p0, which holds x[m // up] when m % up == 0.
-    full_len = length * up + p0 + p1 - k + 1
-    out = x.new_zeros(x.shape[:-1] + (full_len,))
-    for phase in range(up):
-        # Dense outputs n with (n - p0 + t) % up == 0 for taps t of matching residue.
-        n_first = phase
-        if n_first >= full_len:
-            continue
-        count = (full_len - n_first + up - 1) // up
-        acc = None
-        for t, coef in enumerate(tap_list):
-            if coef == 0.0 or (n_first + t - p0) % up != 0:
-                continue
-            src0 = (n_first + t - p0) // up
-            # Sources src0, src0+1, ... (one per output of this phase); out-of-range sources are zeros.
-            lo = max(0, -src0)
-            hi = min(count, length - src0)
-            if hi <= lo:
-                continue
-            piece = x[..., src0 + lo: src0 + hi] * coef
-            if acc is None:
-                acc = x.new_zeros(x.shape[:-1] + (count,))
-            acc[..., lo:hi] += piece
-        if acc is not None:
-            out[..., n_first::up] = acc
-    if down > 1:
-        out = out[..., ::down]
-    return out
+    if f is None:
+        one = torch.ones([1])
+        return one, one
+    factors = _rank1_factors(f.detach().float().cpu())
+    if factors is None:
+        return None
+    fy, fx = factors
+    g = gain ** 0.5
+    ty = (fy if flip_filter else fy.flip(0)) * g
+    tx = (fx if flip_filter else fx.flip(0)) * g
+    return ty.contiguous(), tx.contiguous()
 
 
 def _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain):
+    from rig.stylegan2.ops.fused import fir_epilogue
+
     _check_inputs(x, f)
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    factors = _rank1_factors(f)
-    if factors is None:
-        return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
     upx, upy = parse_scaling(up)
     downx, downy = parse_scaling(down)
-    px0, px1, py0, py1 = parse_padding(padding)
-    fy, fx = factors
-    per_axis_gain = gain ** 0.5
-    # Convolution = correlation with the flipped taps.
-    tx = (fx if flip_filter else fx.flip(0)) * per_axis_gain
-    ty = (fy if flip_filter else fy.flip(0)) * per_axis_gain
-    y = _fir1d_last(x, tx, upx, downx, px0, px1)
-    y = _fir1d_last(y.transpose(2, 3), ty, upy, downy, py0, py1).transpose(2, 3)
-    return y.contiguous()
+    taps = separable_taps(f, flip_filter, gain)
+    if taps is None or upx != upy or downx != downy:
+        return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+    return fir_epilogue(x, taps[0], taps[1], up=upx, down=downx, padding=parse_padding(padding))
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, flip_filter: bool = False,
