@@ -214,6 +214,47 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")
 
 
+@train_group.command("encoder")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), help="World dataset folder.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Encoder file (.safetensors).")
+@click.option("--steps", type=int, default=3000, show_default=True, help="Training steps.")
+@click.option("--batch", type=int, default=64, show_default=True, help="Images per step.")
+@click.option("--holdout", type=int, default=500, show_default=True, help="Last N images held out for the report.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_encoder_cmd(data_dir, out_path, steps, batch, holdout, seed, quiet) -> None:
+    """Train the face-parameter encoder on a world dataset and print its held-out errors."""
+    from rig.world.encoder_run import train_encoder_on_world
+    from rig.world.encoder_train import EncoderTrainConfig
+
+    report = train_encoder_on_world(data_dir, out_path, EncoderTrainConfig(steps=steps, batch=batch, holdout=holdout,
+                                                                           seed=seed), progress=not quiet)
+    click.echo("\n".join(report.lines()))
+    click.echo(f"wrote {out_path}")
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Measure rig's networks."""
+
+
+@eval_group.command("generator")
+@click.option("--network", required=True, help="Generator file or 'default'.")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="World dataset the generator should match (needs 2 x --n images).")
+@click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="Face-parameter encoder (.safetensors from `rig train encoder`).")
+@click.option("--n", "n", type=int, default=1000, show_default=True, help="Generated samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_generator_cmd(network, data_dir, encoder_path, n, seed, quiet) -> None:
+    """FRD vs the world (beside its floor), plausible-face rate and parameter spreads of a generator."""
+    from rig.world.encoder_run import eval_generator_on_world
+
+    report = eval_generator_on_world(network, data_dir, encoder_path, n, seed=seed, progress=not quiet)
+    click.echo("\n".join(report.lines()))
+
+
 
 # ---------------------------------------------------------------- tracker: track
 

@@ -36,21 +36,24 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
     cfg = cfg.validate()
     if n < 1 or shard_size < 1 or batch < 1:
         raise InputError("world sample: n, shard_size and batch must be positive")
+    model = load_face_model(face_model, dtype=torch.float32)
     info = {"resolution": cfg.resolution, "n_images": n, "seed": seed, "shard_size": shard_size,
-            "face_model": str(face_model), "world_config": cfg.to_json()}
+            "face_model": str(face_model), "world_config": cfg.to_json(),
+            "expression_names": list(model.expression_names)}
     out = Path(out_dir)
     if (out / wd.INFO_FILE).exists():
         old = wd.read_info(out)
         for key in ("resolution", "n_images", "seed", "shard_size", "face_model", "world_config"):
             if old.get(key) != json.loads(json.dumps(info[key])):  # compare in JSON form (tuples -> lists)
                 raise InputError(f"{out}: holds a dataset with a different {key} ({old.get(key)!r}); choose another folder")
+        if "expression_names" not in old:
+            wd.write_info(out, dict(old, expression_names=info["expression_names"]))
     else:
         wd.write_info(out, info)
     n_shards = math.ceil(n / shard_size)
     todo = [s for s in range(n_shards) if not wd.shard_done(out, s)]
     if not todo:
         return 0
-    model = load_face_model(face_model, dtype=torch.float32)
     renderer = WorldRenderer(model, cfg)
     total = sum(min(shard_size, n - s * shard_size) for s in todo)
     done = 0

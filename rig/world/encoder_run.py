@@ -1,0 +1,41 @@
+"""What ``rig train encoder`` and ``rig eval generator`` do: load the world data, call the library, report."""
+
+from __future__ import annotations
+
+import os
+
+from rig.errors import InputError
+from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
+from rig.world.encoder_train import EncoderTrainConfig, train_encoder
+from rig.world.evaluate import GeneratorReport, evaluate_generator
+
+
+def _load_world(data_dir: str | os.PathLike, progress: bool):
+    from rig.world.dataset import WorldDataset
+
+    ds = WorldDataset(data_dir, keys=list(TARGET_KEYS))
+    return ds, ds.load_images(progress=progress)
+
+
+def train_encoder_on_world(data_dir: str | os.PathLike, out_path: str | os.PathLike, cfg: EncoderTrainConfig,
+                           progress: bool = True) -> EncoderReport:
+    """Train the encoder on a world dataset, write it to ``out_path`` (with its held-out report)."""
+    ds, images = _load_world(data_dir, progress)
+    enc_cfg = EncoderConfig(input_size=min(64, ds.resolution), n_expression=ds.params["expression"].shape[1])
+    enc, report, _ = train_encoder(images, ds.params, enc_cfg, cfg, progress=progress)
+    save_encoder(enc, out_path, report)
+    return report
+
+
+def eval_generator_on_world(network: str, data_dir: str | os.PathLike, encoder_path: str | os.PathLike, n: int,
+                            seed: int = 0, progress: bool = True) -> GeneratorReport:
+    """``rig eval generator``: the ``GeneratorReport`` of ``network`` against the world in ``data_dir``."""
+    from rig.stylegan2.checkpoints import load_generator
+
+    ds, images = _load_world(data_dir, progress)
+    if len(ds) < 2 * n:
+        raise InputError(f"{data_dir}: {len(ds)} images, evaluation with --n {n} needs {2 * n}")
+    G = load_generator(network)
+    enc = load_encoder(encoder_path)
+    names = tuple(str(x) for x in ds.info.get("expression_names", ()))
+    return evaluate_generator(G, enc, images, ds.params, n, seed=seed, expression_names=names)

@@ -1,0 +1,111 @@
+"""Measuring a generator against the world it was trained on, with the face-parameter encoder.
+
+* FRD: the Frechet distance between Gaussians fitted to the encoder's features of two image sets
+  (the FID recipe with rig's encoder instead of Inception), reported beside the floor: FRD between
+  two disjoint world samples of the same size.
+* plausible-face rate: the encoder's face score is positive and all 68 predicted landmarks lie
+  inside the image.
+* spread: the standard deviation of the encoder's predicted yaw, pitch, jaw opening and each
+  expression unit on generated images, against the world prior's (ground-truth) spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rig.errors import InputError
+from rig.world.encoder import EncoderOutput, FaceEncoder
+from rig.world.encoder_train import predict
+
+
+def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)) for Gaussians N(mu, C) (float64)."""
+    from scipy import linalg
+
+    covmean = linalg.sqrtm(cov1 @ cov2)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise, as the FID reference does
+        eps = np.eye(len(cov1)) * 1e-6
+        covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
+    covmean = np.real(covmean)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+
+
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to (N, F) and (M, F) feature sets."""
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise InputError(f"frechet_distance: need two (N, F) feature sets with N >= 2, got {a.shape} and {b.shape}")
+    return frechet_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def plausible_faces(out: EncoderOutput, image_size: int) -> torch.Tensor:
+    """(B,) bool: face score > 0 and every predicted landmark inside [0, image_size)."""
+    lmk = out.landmarks
+    inside = ((lmk >= 0) & (lmk < image_size)).all(dim=-1).all(dim=-1)
+    return inside & (out.face_logit > 0)
+
+
+@dataclass(frozen=True)
+class GeneratorReport:
+    """What ``rig eval generator`` prints (see the module docstring). Spreads are std in radians or
+    coefficient units; ``*_ratio`` = generated / world prior (the issue's bar: within 0.75..1.25)."""
+
+    n: int
+    frd: float
+    frd_floor: float
+    plausible: float
+    spread_generated: dict
+    spread_world: dict
+
+    def lines(self) -> list[str]:
+        out = [f"samples: {self.n}",
+               f"FRD(generated, world) = {self.frd:.3f}   floor FRD(world, world) = {self.frd_floor:.3f}",
+               f"plausible faces: {100 * self.plausible:.1f} %"]
+        for key in ("yaw", "pitch", "jaw"):
+            g, w = self.spread_generated[key], self.spread_world[key]
+            out.append(f"std {key}: generated {np.degrees(g):.2f} deg, world {np.degrees(w):.2f} deg (ratio {g / max(w, 1e-12):.2f})")
+        ratios = [self.spread_generated[k] / max(self.spread_world[k], 1e-12) for k in self.spread_world if k.startswith("expr:")]
+        if ratios:
+            inside = np.mean([0.75 <= r <= 1.25 for r in ratios])
+            out.append(f"expression units: std ratio median {np.median(ratios):.2f}, within 25 % for {100 * inside:.0f} % of {len(ratios)} units")
+        return out
+
+
+@torch.no_grad()
+def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
+    """(n, 3, S, S) uint8 images of ``G`` for latents drawn from ``seed`` (constant noise), quantised as PNGs are."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn((n, G.z_dim), generator=gen)
+    chunks = [G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, batch)]
+    return (torch.cat(chunks) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def evaluate_generator(G, encoder: FaceEncoder, world_images: torch.Tensor, world_params: dict, n: int,
+                       seed: int = 0, expression_names: tuple[str, ...] = ()) -> GeneratorReport:
+    """Compare ``n`` samples of ``G`` with ``world_images`` (>= 2n, uint8 (N, 3, S, S)) and their params."""
+    if len(world_images) < 2 * n:
+        raise InputError(f"evaluation needs at least {2 * n} world images for n={n} (floor uses two disjoint sets), got {len(world_images)}")
+    S = world_images.shape[2]
+    fake = generate_uint8(G, n, seed)
+    if fake.shape[2] != S:
+        raise InputError(f"generator draws {fake.shape[2]} px images, the world dataset is {S} px")
+    out_fake = predict(encoder, fake)
+    out_a = predict(encoder, world_images[:n])
+    out_b = predict(encoder, world_images[n:2 * n])
+    frd = frechet_distance(out_fake.features.numpy(), out_a.features.numpy())
+    floor = frechet_distance(out_b.features.numpy(), out_a.features.numpy())
+    plausible = float(plausible_faces(out_fake, S).float().mean())
+    gen_spread = {"yaw": float(out_fake.head_ypr[:, 0].std()), "pitch": float(out_fake.head_ypr[:, 1].std()),
+                  "jaw": float(out_fake.jaw_pose[:, 0].std())}
+    ypr, jaw = np.asarray(world_params["head_ypr"]), np.asarray(world_params["jaw_pose"])
+    world_spread = {"yaw": float(ypr[:, 0].std()), "pitch": float(ypr[:, 1].std()), "jaw": float(jaw[:, 0].std())}
+    expr = np.asarray(world_params["expression"])
+    names = expression_names or tuple(f"{i}" for i in range(expr.shape[1]))
+    for i, name in enumerate(names):
+        if expr[:, i].std() > 0:  # units the world never moves (gaze, jawOpen) have no spread to match
+            world_spread[f"expr:{name}"] = float(expr[:, i].std())
+            gen_spread[f"expr:{name}"] = float(out_fake.expression[:, i].std())
+    return GeneratorReport(n, frd, floor, plausible, gen_spread, world_spread)

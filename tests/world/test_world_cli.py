@@ -1,0 +1,39 @@
+"""The world commands wired end to end on a tiny world: sample -> train generator -> train encoder -> eval."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+def _run(args):
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_sample_train_eval_on_tiny_world(tmp_path):
+    try:
+        from rig.face_model import load_face_model
+
+        load_face_model("default")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"default head not available: {e}")
+    data, run, enc = tmp_path / "w", tmp_path / "run", tmp_path / "enc.safetensors"
+    _run(["world", "sample", "--n", "24", "--size", "16", "--seed", "1", "--out", str(data), "--shard-size", "12", "--quiet"])
+    assert "rendered 0 images" in _run(["world", "sample", "--n", "24", "--size", "16", "--seed", "1", "--out", str(data),
+                                        "--shard-size", "12", "--quiet"])
+    out = _run(["train", "generator", "--data", str(data), "--out", str(run), "--config", "tiny", "--kimg", "0.008", "--quiet"])
+    assert "trained to 0.008 kimg" in out
+    out = _run(["train", "generator", "--data", str(data), "--out", str(run), "--resume", "--kimg", "0.016", "--quiet"])
+    assert "trained to 0.016 kimg" in out
+    out = _run(["train", "encoder", "--data", str(data), "--out", str(enc), "--steps", "5", "--batch", "8",
+                "--holdout", "8", "--quiet"])
+    assert "landmarks:" in out and enc.is_file()
+    out = _run(["eval", "generator", "--network", str(run / "network-latest.safetensors"), "--data", str(data),
+                "--encoder", str(enc), "--n", "8", "--quiet"])
+    frd, floor = map(float, re.search(r"FRD\(generated, world\) = ([\d.]+)\s+floor FRD\(world, world\) = ([\d.]+)", out).groups())
+    assert frd >= 0 and floor >= 0
+    assert re.search(r"plausible faces: [\d.]+ %", out) and "std yaw" in out
