@@ -24,7 +24,7 @@ from rig.errors import RigError
 
 DEFAULT_CFLAGS = ("-O3", "-ffp-contract=off", "-fno-fast-math")
 
-_LOADED: dict[str, ModuleType | Exception] = {}
+_LOADED: dict[tuple, ModuleType | Exception] = {}
 
 
 class ExtensionBuildError(RigError):
@@ -57,31 +57,36 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
                        verbose: bool = False) -> ModuleType | None:
     """Compile (once) and import a C++ extension; ``None`` with a warning if that fails.
 
-    name: Python module name of the extension (must match ``TORCH_EXTENSION_NAME`` usage).
+    name: base name of the extension module (the build hash is appended; sources must define the
+        module with ``PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)``).
     sources: .cpp files. extra_cflags: compiler flags (part of the cache key).
     required: raise ``ExtensionBuildError`` instead of warning and returning ``None``.
     cache_dir: parent of the build folders (default ``default_cache_dir()``).
     """
     srcs = [Path(s) for s in sources]
-    try:
-        key = build_hash(name, srcs, extra_cflags)
-    except OSError as e:
-        return _failed(name, ExtensionBuildError(f"{name}: cannot read sources ({e})"), required)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_key = f"{root}/{name}-{key}"
-    cached = _LOADED.get(cache_key)
+    # Keyed by what the caller asked for, not the file contents: a running process keeps the
+    # kernel it first loaded even if the sources are edited meanwhile (and skips re-hashing).
+    request = (name, tuple(str(s) for s in srcs), tuple(extra_cflags), str(root))
+    cached = _LOADED.get(request)
     if isinstance(cached, ModuleType):
         return cached
     if isinstance(cached, Exception):
         if required:
             raise ExtensionBuildError(str(cached))
         return None
+    try:
+        key = build_hash(name, srcs, extra_cflags)
+    except OSError as e:
+        return _failed(name, ExtensionBuildError(f"{name}: cannot read sources ({e})"), required)
+    cache_key = request
     build_dir = root / f"{name}-{key}"
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
         from torch.utils.cpp_extension import load
 
-        module = load(name=name, sources=[str(s) for s in srcs], extra_cflags=list(extra_cflags),
+        # The hash is part of the module name so torch's in-process versioning never renames it.
+        module = load(name=f"{name}_{key}", sources=[str(s) for s in srcs], extra_cflags=list(extra_cflags),
                       build_directory=str(build_dir), verbose=verbose)
     except Exception as e:  # noqa: BLE001 - any build/import failure means: use the reference path
         err = ExtensionBuildError(f"C++ extension '{name}' failed to build in {build_dir}: "

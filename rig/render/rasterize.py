@@ -120,12 +120,12 @@ def barycentrics_from_faces(screen: torch.Tensor, faces: torch.Tensor, pix_to_fa
     x0, y0, z0 = v[:, 0, 0], v[:, 0, 1], v[:, 0, 2]
     x1, y1, z1 = v[:, 1, 0], v[:, 1, 1], v[:, 1, 2]
     x2, y2, z2 = v[:, 2, 0], v[:, 2, 1], v[:, 2, 2]
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    b0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) / area
-    b1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) / area
-    b2 = ((x0 - px) * (y1 - py) - (x1 - px) * (y0 - py)) / area
+    ia = 1.0 / ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
+    b0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) * ia
+    b1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) * ia
+    b2 = ((x0 - px) * (y1 - py) - (x1 - px) * (y0 - py)) * ia
     if perspective:
-        q0, q1, q2 = b0 / z0, b1 / z1, b2 / z2
+        q0, q1, q2 = b0 * (1.0 / z0), b1 * (1.0 / z1), b2 * (1.0 / z2)
         depth = 1.0 / (q0 + q1 + q2)
         bary = torch.stack([q0 * depth, q1 * depth, q2 * depth], dim=1)
     else:

@@ -7,9 +7,9 @@ Per pixel (row i, col j), centre ``p = (j + 0.5, i + 0.5)``, and per triangle wi
     w0   = (x1-px)*(y2-py) - (x2-px)*(y1-py)
     w1   = (x2-px)*(y0-py) - (x0-px)*(y2-py)
     w2   = (x0-px)*(y1-py) - (x1-px)*(y0-py)
-    b_k  = w_k / area                            screen-space barycentrics
+    b_k  = w_k * (1/area)                        screen-space barycentrics
     inside  <=>  b0 >= 0 and b1 >= 0 and b2 >= 0
-    perspective:  s = b0/z0 + b1/z1 + b2/z2;  depth = 1/s;  bary_k = (b_k/z_k) * depth
+    perspective:  q_k = b_k * (1/z_k);  depth = 1/((q0 + q1) + q2);  bary_k = q_k * depth
     orthographic: depth = b0*z0 + b1*z1 + b2*z2;  bary_k = b_k
 
 A triangle is skipped when ``|area| <= DEGENERATE_AREA`` (pixels^2), when any vertex has
@@ -24,18 +24,21 @@ from __future__ import annotations
 import torch
 
 DEGENERATE_AREA = 1e-12
+BOUNDS_SLACK = 1e-6
 
 
 def triangle_pixel_bounds(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int):
-    """Conservative pixel bounding boxes (inclusive) of triangles, one pixel of slack each side.
+    """Pixel bounding boxes (inclusive): the pixels whose centres lie within the triangle's
+    bounding box grown by ``BOUNDS_SLACK`` pixels (so rounding never drops a pixel the inside test
+    would accept).
 
     xs, ys: (F, 3) float64 pixel coordinates. Returns int64 (F,) j0, j1, i0, i1, clamped to the image
-    (j1 < j0 means empty).
+    (j1 < j0 or i1 < i0 means empty).
     """
-    j0 = torch.floor(xs.min(dim=1).values - 0.5).clamp(0, width - 1)
-    j1 = torch.ceil(xs.max(dim=1).values - 0.5).clamp(-1, width - 1)
-    i0 = torch.floor(ys.min(dim=1).values - 0.5).clamp(0, height - 1)
-    i1 = torch.ceil(ys.max(dim=1).values - 0.5).clamp(-1, height - 1)
+    j0 = torch.ceil(xs.min(dim=1).values - 0.5 - BOUNDS_SLACK).clamp(0, width)
+    j1 = torch.floor(xs.max(dim=1).values - 0.5 + BOUNDS_SLACK).clamp(-1, width - 1)
+    i0 = torch.ceil(ys.min(dim=1).values - 0.5 - BOUNDS_SLACK).clamp(0, height)
+    i1 = torch.floor(ys.max(dim=1).values - 0.5 + BOUNDS_SLACK).clamp(-1, height - 1)
     return j0.long(), j1.long(), i0.long(), i1.long()
 
 
@@ -108,16 +111,16 @@ def _rasterize_chunk(tri, area, fids, j0, nx, i0, count, width, perspective, p2f
     x0, y0, z0 = v[:, 0, 0], v[:, 0, 1], v[:, 0, 2]
     x1, y1, z1 = v[:, 1, 0], v[:, 1, 1], v[:, 1, 2]
     x2, y2, z2 = v[:, 2, 0], v[:, 2, 1], v[:, 2, 2]
-    a = area[cand_face]
-    b0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) / a
-    b1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) / a
-    b2 = ((x0 - px) * (y1 - py) - (x1 - px) * (y0 - py)) / a
+    ia = 1.0 / area[cand_face]
+    b0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) * ia
+    b1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) * ia
+    b2 = ((x0 - px) * (y1 - py) - (x1 - px) * (y0 - py)) * ia
     inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
     cand_face, row, col = cand_face[inside], row[inside], col[inside]
     b0, b1, b2 = b0[inside], b1[inside], b2[inside]
     z0, z1, z2 = z0[inside], z1[inside], z2[inside]
     if perspective:
-        q0, q1, q2 = b0 / z0, b1 / z1, b2 / z2
+        q0, q1, q2 = b0 * (1.0 / z0), b1 * (1.0 / z1), b2 * (1.0 / z2)
         depth = 1.0 / (q0 + q1 + q2)
         bary = torch.stack([q0 * depth, q1 * depth, q2 * depth], dim=1)
     else:

@@ -18,10 +18,11 @@
 namespace {
 
 constexpr double kDegenerateArea = 1e-12;
-constexpr int64_t kBandRows = 8;
+constexpr double kBoundsSlack = 1e-6;
+constexpr int64_t kBandRows = 4;
 
 struct Triangle {
-  double x0, y0, z0, x1, y1, z1, x2, y2, z2, area;
+  double x0, y0, z0, x1, y1, z1, x2, y2, z2, area, inv_area, iz0, iz1, iz2;
   int64_t j0, j1, i0, i1;
   bool valid;
 };
@@ -41,15 +42,44 @@ Triangle setup_triangle(const double* S, const int64_t* face, int64_t H, int64_t
   for (int k = 0; k < 3; ++k) finite = finite && std::isfinite(a[k]) && std::isfinite(b[k]) && std::isfinite(c[k]);
   t.valid = finite && t.z0 >= near && t.z1 >= near && t.z2 >= near && std::fabs(t.area) > kDegenerateArea;
   if (cull) t.valid = t.valid && t.area < 0;
+  t.inv_area = 1.0 / t.area;
+  t.iz0 = 1.0 / t.z0; t.iz1 = 1.0 / t.z1; t.iz2 = 1.0 / t.z2;
   if (!t.valid) { t.j0 = 0; t.j1 = -1; t.i0 = 0; t.i1 = -1; return t; }
   const double xmin = std::min(t.x0, std::min(t.x1, t.x2)), xmax = std::max(t.x0, std::max(t.x1, t.x2));
   const double ymin = std::min(t.y0, std::min(t.y1, t.y2)), ymax = std::max(t.y0, std::max(t.y1, t.y2));
-  t.j0 = static_cast<int64_t>(clampd(std::floor(xmin - 0.5), 0.0, double(W - 1)));
-  t.j1 = static_cast<int64_t>(clampd(std::ceil(xmax - 0.5), -1.0, double(W - 1)));
-  t.i0 = static_cast<int64_t>(clampd(std::floor(ymin - 0.5), 0.0, double(H - 1)));
-  t.i1 = static_cast<int64_t>(clampd(std::ceil(ymax - 0.5), -1.0, double(H - 1)));
+  // Same bounds as triangle_pixel_bounds in rasterize_ref.py (pixel centres within kBoundsSlack).
+  t.j0 = static_cast<int64_t>(clampd(std::ceil(xmin - 0.5 - kBoundsSlack), 0.0, double(W)));
+  t.j1 = static_cast<int64_t>(clampd(std::floor(xmax - 0.5 + kBoundsSlack), -1.0, double(W - 1)));
+  t.i0 = static_cast<int64_t>(clampd(std::ceil(ymin - 0.5 - kBoundsSlack), 0.0, double(H)));
+  t.i1 = static_cast<int64_t>(clampd(std::floor(ymax - 0.5 + kBoundsSlack), -1.0, double(H - 1)));
   if (t.j1 < t.j0 || t.i1 < t.i0) t.valid = false;
   return t;
+}
+
+// Narrow [ja, jb] to the pixels of row centre py that can pass the inside test. Each edge
+// function is linear in px; its root bounds the span. Only a pruning step: the exact test still
+// decides, so a margin (kSpanSlack) absorbs the rounding of the roots, and edges that are nearly
+// horizontal on screen (|slope| < kMinSlope, imprecise roots) do not prune.
+constexpr double kSpanSlack = 1e-4;
+constexpr double kMinSlope = 1e-3;
+
+inline void row_span(const Triangle& t, double py, bool pos, int64_t& ja, int64_t& jb) {
+  const double xs[3][2] = {{t.x1, t.x2}, {t.x2, t.x0}, {t.x0, t.x1}};
+  const double ys[3][2] = {{t.y1, t.y2}, {t.y2, t.y0}, {t.y0, t.y1}};
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < 3; ++k) {
+    // w(px) = (xa - px)(yb - py) - (xb - px)(ya - py) = px (ya - yb) + xa (yb - py) - xb (ya - py)
+    double a = ys[k][0] - ys[k][1];
+    double c = xs[k][0] * (ys[k][1] - py) - xs[k][1] * (ys[k][0] - py);
+    if (!pos) { a = -a; c = -c; }  // inside means a px + c >= 0
+    if (std::fabs(a) < kMinSlope) continue;
+    const double root = -c / a;
+    if (a > 0) lo = std::max(lo, root); else hi = std::min(hi, root);
+  }
+  if (lo > -std::numeric_limits<double>::infinity())
+    ja = std::max(ja, static_cast<int64_t>(clampd(std::ceil(lo - 0.5 - kSpanSlack), -1.0, 1e15)));
+  if (hi < std::numeric_limits<double>::infinity())
+    jb = std::min(jb, static_cast<int64_t>(clampd(std::floor(hi - 0.5 + kSpanSlack), -1.0, 1e15)));
 }
 
 void rasterize_image(const double* S, const int64_t* faces, int64_t F, int64_t H, int64_t W, bool perspective,
@@ -75,38 +105,53 @@ void rasterize_image(const double* S, const int64_t* faces, int64_t F, int64_t H
       for (int64_t band = t.i0 / kBandRows; band <= t.i1 / kBandRows; ++band) list[fill[band]++] = int32_t(f);
     }
   }
-  at::parallel_for(0, n_bands, 1, [&](int64_t bs, int64_t be) {
-    for (int64_t band = bs; band < be; ++band) {
+  // Static chunks of consecutive bands would leave one thread the whole face: hand out bands
+  // round-robin through "slots" instead (slot s owns bands s, s + n_slots, ...).
+  const int64_t n_slots = std::min<int64_t>(n_bands, 8 * std::max(1, at::get_num_threads()));
+  at::parallel_for(0, n_slots, 1, [&](int64_t ss, int64_t se) {
+    for (int64_t slot = ss; slot < se; ++slot)
+    for (int64_t band = slot; band < n_bands; band += n_slots) {
       const int64_t r0 = band * kBandRows, r1 = std::min(H - 1, r0 + kBandRows - 1);
+      // Each band clears its own rows (one parallel region instead of three tensor fills).
+      std::fill(p2f + r0 * W, p2f + (r1 + 1) * W, int64_t(-1));
+      std::fill(bary + 3 * r0 * W, bary + 3 * (r1 + 1) * W, 0.0);
+      std::fill(depth + r0 * W, depth + (r1 + 1) * W, std::numeric_limits<double>::infinity());
       for (int64_t k = start[band]; k < start[band + 1]; ++k) {
         const int64_t f = list[k];
         const Triangle& t = tris[f];
+        const bool pos = t.area > 0;
         const int64_t ia = std::max(t.i0, r0), ib = std::min(t.i1, r1);
         for (int64_t i = ia; i <= ib; ++i) {
           const double py = double(i) + 0.5;
-          for (int64_t j = t.j0; j <= t.j1; ++j) {
+          int64_t ja = t.j0, jb = t.j1;
+          row_span(t, py, pos, ja, jb);
+          for (int64_t j = ja; j <= jb; ++j) {
             const double px = double(j) + 0.5;
-            const double b0 = ((t.x1 - px) * (t.y2 - py) - (t.x2 - px) * (t.y1 - py)) / t.area;
-            if (!(b0 >= 0)) continue;
-            const double b1 = ((t.x2 - px) * (t.y0 - py) - (t.x0 - px) * (t.y2 - py)) / t.area;
-            if (!(b1 >= 0)) continue;
-            const double b2 = ((t.x0 - px) * (t.y1 - py) - (t.x1 - px) * (t.y0 - py)) / t.area;
-            if (!(b2 >= 0)) continue;
-            double d, c0, c1, c2;
-            if (perspective) {
-              const double q0 = b0 / t.z0, q1 = b1 / t.z1, q2 = b2 / t.z2;
-              d = 1.0 / (q0 + q1 + q2);
-              c0 = q0 * d; c1 = q1 * d; c2 = q2 * d;
-            } else {
-              d = b0 * t.z0 + b1 * t.z1 + b2 * t.z2;
-              c0 = b0; c1 = b1; c2 = b2;
-            }
+            // Sign tests first (w / area < 0 exactly when w and area have opposite signs), then the
+            // reference's divisions, so the values that are kept are the reference's bit for bit.
+            const double w0 = (t.x1 - px) * (t.y2 - py) - (t.x2 - px) * (t.y1 - py);
+            if (pos ? w0 < 0 : w0 > 0) continue;
+            const double w1 = (t.x2 - px) * (t.y0 - py) - (t.x0 - px) * (t.y2 - py);
+            if (pos ? w1 < 0 : w1 > 0) continue;
+            const double w2 = (t.x0 - px) * (t.y1 - py) - (t.x1 - px) * (t.y0 - py);
+            if (pos ? w2 < 0 : w2 > 0) continue;
+            const double b0 = w0 * t.inv_area, b1 = w1 * t.inv_area, b2 = w2 * t.inv_area;
+            if (!(b0 >= 0 && b1 >= 0 && b2 >= 0)) continue;
             const int64_t p = i * W + j;
             // Lists are in increasing face order, so on equal depth the earlier (smaller) id stays.
-            if (d < depth[p]) {
+            if (perspective) {
+              const double q0 = b0 * t.iz0, q1 = b1 * t.iz1, q2 = b2 * t.iz2;
+              const double d = 1.0 / (q0 + q1 + q2);
+              if (!(d < depth[p])) continue;
               depth[p] = d;
               p2f[p] = f;
-              bary[3 * p] = c0; bary[3 * p + 1] = c1; bary[3 * p + 2] = c2;
+              bary[3 * p] = q0 * d; bary[3 * p + 1] = q1 * d; bary[3 * p + 2] = q2 * d;
+            } else {
+              const double d = b0 * t.z0 + b1 * t.z1 + b2 * t.z2;
+              if (!(d < depth[p])) continue;
+              depth[p] = d;
+              p2f[p] = f;
+              bary[3 * p] = b0; bary[3 * p + 1] = b1; bary[3 * p + 2] = b2;
             }
           }
         }
@@ -126,9 +171,10 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor screen, at::Tensor faces, i
   screen = screen.to(at::kCPU, at::kDouble).contiguous();
   faces = faces.to(at::kCPU, at::kLong).contiguous();
   const int64_t B = screen.size(0), V = screen.size(1), F = faces.size(0);
-  auto p2f = at::full({B, height, width}, -1, at::kLong);
-  auto bary = at::zeros({B, height, width, 3}, at::kDouble);
-  auto depth = at::full({B, height, width}, std::numeric_limits<double>::infinity(), at::kDouble);
+  // Filled by rasterize_image band by band.
+  auto p2f = at::empty({B, height, width}, at::kLong);
+  auto bary = at::empty({B, height, width, 3}, at::kDouble);
+  auto depth = at::empty({B, height, width}, at::kDouble);
   const int64_t* fp = faces.data_ptr<int64_t>();
   for (int64_t f = 0; f < 3 * F; ++f) TORCH_CHECK(fp[f] >= 0 && fp[f] < V, "face index out of range");
   const int64_t n_pix = height * width;
