@@ -25,8 +25,8 @@ class TrackConfig:
         window, overlap: frames optimised together, and frames shared by consecutive windows.
         identity_frames: frames (spread over the clip) that estimate the shared identity + focal.
         n_shape, n_expression: leading coefficients fitted (the rest stay zero).
-        iters_identity, iters_rigid, iters_window: L-BFGS iterations of the identity stage, of the
-            rigid (pose + translation) pass and of the full pass per window.
+        iters_identity, iters_window: Levenberg-Marquardt iterations of the identity stage and
+            per window (each stops early once the objective stops decreasing).
         shape_prior, expression_prior, jaw_prior, neck_prior, focal_prior: weights of the
             quadratic priors (coefficients, radians, log focal) relative to the landmark term,
             whose unit is the squared landmark error in face radii.
@@ -47,8 +47,7 @@ class TrackConfig:
     identity_frames: int = 24
     n_shape: int = 50
     n_expression: int = 50
-    iters_identity: int = 60
-    iters_rigid: int = 8
+    iters_identity: int = 15
     iters_window: int = 6
     shape_prior: float = 1e-3
     expression_prior: float = 2e-4

@@ -20,12 +20,14 @@ of the parameters, which damps jitter but lets steady motion through without lag
 landmarks get no data term: the smoothness term carries the fit across them, starting from
 landmarks interpolated in time.
 
-Optimisation (L-BFGS, torch, batched over frames):
+Optimisation (Levenberg-Marquardt in torch, batched over frames; variables rescaled so that a
+unit step moves the landmarks by about one face radius):
 1. identity: up to ``identity_frames`` frames spread over the clip jointly fit the shared shape
    (and the focal length when not given) with their own pose / expression;
 2. frames: windows of ``window`` frames (``overlap`` shared with the next window, and the last two
    kept frames of the previous window as fixed context for the smoothness term) fit pose,
-   translation, expression, jaw and neck with the identity held: first rigid-only, then all.
+   translation, expression, jaw and neck with the identity held. The smoothness couples
+   neighbouring frames, so each step solves one block-pentadiagonal system (``rig.track.banded``).
 Eye rotation is not observable in the 68 iBUG points (no pupils), so ``eye_pose`` stays zero.
 """
 
@@ -41,7 +43,7 @@ import torch
 
 from rig.errors import InputError, ShapeError
 from rig.face_model.landmarks import barycentric_points, contour_bin, head_yaw
-from rig.face_model.lbs import lbs
+from rig.face_model.lbs import axis_angle_to_matrix, blend_shapes, lbs, regress_joints, rigid_transforms
 from rig.face_model.model import FaceModel
 from rig.face_model.params import RigParams
 from rig.render.camera import OrthographicCamera, PerspectiveCamera
@@ -243,14 +245,15 @@ class _ClipFitter:
         bins = contour_bin(head_yaw(state["global_pose"], state["neck_pose"]))
         return bins.clamp(max=self.model.dynamic_lmk_faces_idx.shape[0] - 1)
 
-    def _project_fixed_bins(self, state: dict[str, torch.Tensor], bins: torch.Tensor | None) -> torch.Tensor:
+    def _project_fixed_bins(self, state: dict[str, torch.Tensor], bins: torch.Tensor | None,
+                            shape: torch.Tensor | None = None, log_focal: torch.Tensor | None = None) -> torch.Tensor:
         """Like ``project`` but with FLAME's contour bins given, not re-chosen from the pose.
 
         For finite differences: a perturbation must not switch the contour to other triangles.
         The landmark maths are the face model's own functions (``lbs``, ``barycentric_points``).
         """
         m = self.model
-        params = self._params(state, self.shape)
+        params = self._params(state, self.shape if shape is None else shape)
         coeffs = torch.cat([params.shape, params.expression], dim=1)
         out = lbs(coeffs, params.full_pose(), m.v_template, m.blenddirs, m.posedirs, m.J_regressor, m.parents,
                   m.lbs_weights)
@@ -260,7 +263,49 @@ class _ClipFitter:
             contour = barycentric_points(vertices, m.faces_idx, m.dynamic_lmk_faces_idx[bins],
                                          m.dynamic_lmk_bary_coords[bins])
             lmk = torch.cat([contour, lmk], dim=1)
-        return self._camera(state, self.log_focal).project(lmk).pixels
+        return self._camera(state, self.log_focal if log_focal is None else log_focal).project(lmk).pixels
+
+    def _blend_jacobian(self, state: dict[str, torch.Tensor], bins: torch.Tensor | None, columns: slice,
+                        shape: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 136, K) d(projected landmark coordinates) / d(blendshape coefficients ``columns``), nearly exact.
+
+        ``columns`` indexes the model's concatenated [shape | expression] blendshapes.
+
+        Expression blendshapes act on the unposed mesh, which skinning then moves rigidly per
+        joint: d x_v / d e = (sum_j w_vj R_j) d_v. The only term left out is the joints' own
+        drift with the expression (FLAME regresses joints from the expressed mesh), which moves
+        the landmarks by a tiny fraction of the rest; Levenberg-Marquardt's decrease test makes
+        an approximate Jacobian safe. Replaces E (or S) forward-difference directions.
+        """
+        m = self.model
+        params = self._params(state, self.shape if shape is None else shape)
+        B = params.batch_size
+        coeffs = torch.cat([params.shape, params.expression], dim=1)
+        v_shaped = m.v_template[None] + blend_shapes(coeffs, m.blenddirs)
+        joints = regress_joints(m.J_regressor, v_shaped)
+        rot = axis_angle_to_matrix(params.full_pose())
+        _, rel = rigid_transforms(rot, joints, m.parents)
+        faces_idx, bary = m.lmk_faces_idx.expand(B, -1), m.lmk_bary_coords.expand(B, -1, -1)
+        if bins is not None:
+            faces_idx = torch.cat([m.dynamic_lmk_faces_idx[bins], faces_idx], dim=1)
+            bary = torch.cat([m.dynamic_lmk_bary_coords[bins], bary], dim=1)
+        corners = m.faces_idx[faces_idx]  # (B, 68, 3) vertex ids
+        weights = m.lbs_weights[corners]  # (B, 68, 3, J)
+        M = torch.einsum("blcj,bjxy->blcxy", weights, rel[:, :, :3, :3])
+        dirs = m.blenddirs[:, :, columns][corners]  # (B, 68, 3, 3, K)
+        dX = torch.einsum("blc,blcxy,blcye->blxe", bary, M, dirs)  # (B, 68, 3, E)
+        # Camera Jacobian at the posed landmarks, by differences of the (cheap) projection.
+        X = self.model(params).landmarks if bins is None else None
+        if X is None:
+            verts = lbs(coeffs, params.full_pose(), m.v_template, m.blenddirs, m.posedirs, m.J_regressor,
+                        m.parents, m.lbs_weights).vertices + params.translation[:, None, :]
+            X = barycentric_points(verts, m.faces_idx, faces_idx, bary)
+        eps = 1e-6
+        probe = torch.cat([X[:, None], X[:, None] + eps * torch.eye(3, dtype=DTYPE)[None, :, None, :]], dim=1)
+        cam = self._camera({k: v.repeat_interleave(4, dim=0) for k, v in state.items()}, self.log_focal)
+        pix = cam.project(probe.reshape(B * 4, 68, 3)).pixels.reshape(B, 4, 68, 2)
+        Jp = ((pix[:, 1:] - pix[:, :1]) / eps).permute(0, 2, 3, 1)  # (B, 68, 2, 3)
+        return torch.einsum("bluk,blke->blue", Jp, dX).reshape(B, 136, dX.shape[-1])
 
     # ------------------------------------------------------------------ initialisation
 
@@ -307,9 +352,6 @@ class _ClipFitter:
             state["log_scale"] = torch.zeros((B, 1), dtype=DTYPE)
             state["shift"] = torch.zeros((B, 2), dtype=DTYPE)
         return state
-
-    def _rigid_keys(self) -> tuple[str, ...]:
-        return ("global_pose", "translation") if self.perspective else ("global_pose", "log_scale", "shift")
 
     # ------------------------------------------------------------------ objective
 
@@ -362,53 +404,133 @@ class _ClipFitter:
 
     # ------------------------------------------------------------------ optimisation
 
-    @staticmethod
-    def _lbfgs(variables: list[torch.Tensor], closure_fn, iters: int) -> None:
-        if iters <= 0 or not variables:
-            return
-        opt = torch.optim.LBFGS(variables, lr=1.0, max_iter=iters, history_size=20,
-                                line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
-
-        def closure():
-            opt.zero_grad()
-            loss = closure_fn()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-
     def fit_identity(self) -> None:
-        """Stage 1: shared shape (+ focal) from frames spread over the clip."""
+        """Stage 1: shared shape (+ focal) from frames spread over the clip.
+
+        Levenberg-Marquardt over K key frames' own parameters plus the shared ones (shape
+        coefficients, log focal length): the normal matrix is block diagonal with a dense border
+        (an "arrow"), solved through the Schur complement of the shared block.
+        """
         cfg = self.cfg
         det = np.flatnonzero(self.detected)
-        n = min(cfg.identity_frames, det.size)
-        frames = det[np.unique(np.round(np.linspace(0, det.size - 1, n)).astype(int))]
-        variables = self._to_vars({k: v[frames] for k, v in self.init.items()})
-        shape_var = (self.shape * self.shape_scale).requires_grad_(self.S > 0)
+        n_key = min(cfg.identity_frames, det.size)
+        frames = det[np.unique(np.round(np.linspace(0, det.size - 1, n_key)).astype(int))]
         estimate_focal = self.perspective and cfg.focal_px is None
-        log_focal = self.log_focal.clone().requires_grad_(estimate_focal)
-
-        def objective():
-            state = self._from_vars(variables)
-            shape = shape_var / self.shape_scale
-            pred = self.project(state, shape, log_focal)
-            loss = (self._data_term(pred, frames) + self._prior_term(state)) / len(frames)
-            loss = loss + cfg.shape_prior * (shape ** 2).sum()
-            if estimate_focal:
-                loss = loss + cfg.focal_prior * (log_focal - self.focal_prior_log) ** 2
-            return loss
-
-        self._lbfgs([variables[k] for k in self._rigid_keys()], objective, cfg.iters_rigid)
-        leaves = list(variables.values()) + ([shape_var] if self.S > 0 else []) + ([log_focal] if estimate_focal else [])
-        self._lbfgs(leaves, objective, cfg.iters_identity)
-        self.shape = (shape_var / self.shape_scale).detach()
-        self.log_focal = log_focal.detach()
+        with torch.no_grad():
+            theta = self._pack(self._to_vars({k: v[frames] for k, v in self.init.items()})).detach()
+            shared = torch.cat([self.shape * self.shape_scale,
+                                self.log_focal.reshape(1) if estimate_focal else torch.zeros(0, dtype=DTYPE)])
+            theta, shared = self._identity_lm(theta, shared, frames, estimate_focal, cfg.iters_identity)
+        self.shape = shared[:self.S] / self.shape_scale
         if estimate_focal:
+            self.log_focal = shared[self.S].clone()
             # Keep the camera's stand-off consistent with the new focal length: the head's size in
             # pixels fixes distance / focal, so scale the distance and the depths with it.
             ratio = math.exp(float(self.log_focal) - self.focal_prior_log)
-            if self.perspective and abs(ratio - 1.0) > 1e-9:
+            if abs(ratio - 1.0) > 1e-9:
                 self._rescale_depth(ratio)
+
+    def _identity_objective(self, theta: torch.Tensor, shared: torch.Tensor, frames: np.ndarray,
+                            estimate_focal: bool) -> torch.Tensor:
+        K = theta.shape[0]
+        shape = shared[:self.S] / self.shape_scale
+        log_focal = shared[self.S] if estimate_focal else self.log_focal
+        state = self._from_vars(self._unpack(theta))
+        pred = self.project(state, shape, log_focal)
+        loss = self._data_term(pred, frames) + self._prior_term(state) + K * self.cfg.shape_prior * (shape ** 2).sum()
+        if estimate_focal:
+            loss = loss + K * self.cfg.focal_prior * (log_focal - self.focal_prior_log) ** 2
+        return loss
+
+    def _identity_lm(self, theta: torch.Tensor, shared: torch.Tensor, frames: np.ndarray, estimate_focal: bool,
+                     iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Levenberg-Marquardt of ``fit_identity``; returns the scaled (theta (K, P), shared (G,))."""
+        K, P = theta.shape
+        E, S = self.E, self.S
+        obs, R, wt = self.obs[frames], self.radius[frames], self.weight[frames]
+        R2 = (R ** 2)[:, None]
+        delta_sq = self.cfg.robust_scale ** 2
+        prior_w = self._prior_diagonal()
+        no_focal = torch.zeros(0, dtype=DTYPE)
+        shared_prior = torch.cat([K * self.cfg.shape_prior / self.shape_scale ** 2,
+                                  torch.full((1,), K * self.cfg.focal_prior, dtype=DTYPE) if estimate_focal else no_focal])
+        shared_ref = torch.cat([torch.zeros(S, dtype=DTYPE),
+                                torch.full((1,), self.focal_prior_log, dtype=DTYPE) if estimate_focal else no_focal])
+        eps = 1e-6
+        Pr = P - E
+        basis = torch.cat([torch.zeros(1, P, dtype=DTYPE), eps * torch.eye(P, dtype=DTYPE)[E:]])
+        f = self._identity_objective(theta, shared, frames, estimate_focal)
+        mu = 1e-3
+        for _ in range(max(iters, 0)):
+            shape = shared[:S] / self.shape_scale
+            log_focal = shared[S] if estimate_focal else self.log_focal
+            state = self._from_vars(self._unpack(theta))
+            bins = self._contour_bins(state)
+            batch = (theta[:, None, :] + basis[None]).reshape(-1, P)
+            pred = self._project_fixed_bins(self._from_vars(self._unpack(batch)),
+                                            None if bins is None else bins.repeat_interleave(Pr + 1), shape, log_focal)
+            pred = pred.reshape(K, Pr + 1, 68, 2)
+            base = pred[:, 0]
+            J_rest = ((pred[:, 1:] - base[:, None]) / eps).reshape(K, Pr, 136).transpose(1, 2)
+            J_expr = self._blend_jacobian(state, bins, slice(S, S + E), shape) / self.var_scale["expression"]
+            J = torch.cat([J_expr, J_rest], dim=2)
+            Jg = [self._blend_jacobian(state, bins, slice(0, S), shape) / self.shape_scale]
+            if estimate_focal:
+                moved = self._project_fixed_bins(state, bins, shape, log_focal + eps)
+                Jg.append(((moved - base) / eps).reshape(K, 136, 1))
+            Jg = torch.cat(Jg, dim=2)  # (K, 136, G)
+            r = (base - obs).reshape(K, 136)
+            s = (r.reshape(K, 68, 2) ** 2).sum(-1) / R2
+            c = (wt[:, None] * self.lmk_weight * 0.5 / torch.sqrt(1.0 + s / delta_sq)).repeat_interleave(2, dim=1) / R2
+            g = 2.0 * torch.einsum("nk,nkp->np", c * r, J) + 2.0 * prior_w * theta
+            H = 2.0 * torch.einsum("nk,nkp,nkq->npq", c, J, J) + torch.diag_embed(2.0 * prior_w).expand(K, P, P)
+            Hg = 2.0 * torch.einsum("nk,nkp,nkq->npq", c, J, Jg)  # (K, P, G)
+            Hgg = 2.0 * torch.einsum("nk,nkp,nkq->pq", c, Jg, Jg) + torch.diag(2.0 * shared_prior)
+            gg = 2.0 * torch.einsum("nk,nkp->p", c * r, Jg) + 2.0 * shared_prior * (shared - shared_ref)
+            diag, diag_g = torch.diagonal(H, dim1=1, dim2=2), torch.diagonal(Hgg)
+            accepted = False
+            for _attempt in range(6):
+                Hd = H + torch.diag_embed(mu * diag + 1e-9)
+                Hgd = Hgg + torch.diag(mu * diag_g + 1e-9)
+                try:
+                    Hinv_Hg = torch.linalg.solve(Hd, Hg)
+                    Hinv_g = torch.linalg.solve(Hd, g.unsqueeze(-1)).squeeze(-1)
+                    schur = Hgd - torch.einsum("npg,nph->gh", Hg, Hinv_Hg)
+                    rhs = -gg + torch.einsum("npg,np->g", Hg, Hinv_g)
+                    d_shared = torch.linalg.solve(schur, rhs)
+                except torch.linalg.LinAlgError:
+                    mu *= 8.0
+                    continue
+                d_theta = -(Hinv_g + torch.einsum("npg,g->np", Hinv_Hg, d_shared))
+                cand_theta, cand_shared = theta + d_theta, shared + d_shared
+                f_new = self._identity_objective(cand_theta, cand_shared, frames, estimate_focal)
+                if torch.isfinite(f_new) and f_new < f:
+                    accepted = True
+                    break
+                mu *= 8.0
+            if not accepted:
+                break
+            improvement = float(f - f_new)
+            theta, shared, f = cand_theta, cand_shared, f_new
+            mu = max(mu / 4.0, 1e-7)
+            if improvement < 1e-6 * max(float(f), 1e-12):
+                break
+        return theta, shared
+
+    def _prior_diagonal(self) -> torch.Tensor:
+        """(P,) weights w of the per-frame quadratic priors sum w v^2, in scaled variables."""
+        prior_w = []
+        for k, scale in self.var_scale.items():
+            if k == "expression":
+                w = torch.full_like(scale, self.cfg.expression_prior)
+            elif k == "jaw_pose":
+                w = self.cfg.jaw_prior * torch.tensor([1.0, 10.0, 10.0], dtype=DTYPE)
+            elif k == "neck_pose":
+                w = torch.full_like(scale, self.cfg.neck_prior)
+            else:
+                w = torch.zeros_like(scale)
+            prior_w.append(w / scale ** 2)  # w (v / s)^2 in the scaled variable v
+        return torch.cat(prior_w)
 
     def _rescale_depth(self, ratio: float) -> None:
         """Move the initial head positions so their image stays put under focal * ratio."""
@@ -503,7 +625,6 @@ class _ClipFitter:
             R2 = (R ** 2)[:, None]
             delta_sq = self.cfg.robust_scale ** 2
             lw2 = self.lmk_weight.repeat_interleave(2)  # (136,) per coordinate
-            scales = torch.cat([self.var_scale[k] for k in self.var_scale])
             if context is not None:
                 ctx_pred, ctx_state = context
                 ctx_norm = ctx_pred / R[:1, None, None]
@@ -518,34 +639,25 @@ class _ClipFitter:
             p_factor = torch.cat([self._param_smoothing(k)[1] / self.var_scale[k] for k in self.var_scale])
             dtd = _second_difference_gram(n + c0)[c0:, c0:]  # D2^T D2 restricted to the window
             d0, d1, d2 = (torch.diagonal(dtd, offset=k) for k in range(3))
-            # Prior gradient / Hessian (diagonal), in scaled units.
-            keys = list(self.var_scale)
-            prior_w = torch.zeros(P, dtype=DTYPE)
-            offset = 0
-            for k in keys:
-                size = self.var_scale[k].numel()
-                if k == "expression":
-                    prior_w[offset:offset + size] = self.cfg.expression_prior
-                elif k == "jaw_pose":
-                    prior_w[offset:offset + size] = self.cfg.jaw_prior * torch.tensor([1.0, 10.0, 10.0], dtype=DTYPE)
-                elif k == "neck_pose":
-                    prior_w[offset:offset + size] = self.cfg.neck_prior
-                offset += size
-            prior_w = prior_w / scales ** 2  # d^2/dv^2 of w (v / s)^2 = 2 w / s^2
+            prior_w = self._prior_diagonal()
 
             f = self._window_objective(theta, frames, context)
             mu = 1e-3
             eps = 1e-6
-            basis = torch.cat([torch.zeros(1, P, dtype=DTYPE), eps * torch.eye(P, dtype=DTYPE)])  # (P+1, P)
+            E = self.E
+            Pr = P - E  # directions by forward differences; expression columns come analytically
+            basis = torch.cat([torch.zeros(1, P, dtype=DTYPE), eps * torch.eye(P, dtype=DTYPE)[E:]])  # (Pr+1, P)
             for _ in range(max(iters, 0)):
                 state = self._from_vars(self._unpack(theta))
                 bins = self._contour_bins(state)
                 batch = (theta[:, None, :] + basis[None]).reshape(-1, P)
                 pred = self._project_fixed_bins(self._from_vars(self._unpack(batch)),
-                                                None if bins is None else bins.repeat_interleave(P + 1))
-                pred = pred.reshape(n, P + 1, 68, 2)
+                                                None if bins is None else bins.repeat_interleave(Pr + 1))
+                pred = pred.reshape(n, Pr + 1, 68, 2)
                 base = pred[:, 0]
-                J = ((pred[:, 1:] - base[:, None]) / eps).reshape(n, P, 136).transpose(1, 2)  # (n, 136, P)
+                J_rest = ((pred[:, 1:] - base[:, None]) / eps).reshape(n, Pr, 136).transpose(1, 2)
+                J_expr = self._blend_jacobian(state, bins, slice(self.S, self.S + E)) / self.var_scale["expression"]
+                J = torch.cat([J_expr, J_rest], dim=2)  # (n, 136, P), columns in variable order
                 r = (base - obs).reshape(n, 136)
                 s = (r.reshape(n, 68, 2) ** 2).sum(-1) / R2
                 c = (wt[:, None] * self.lmk_weight * 0.5 / torch.sqrt(1.0 + s / delta_sq)).repeat_interleave(2, dim=1) / R2
