@@ -102,3 +102,24 @@ def _failed(name: str, err: ExtensionBuildError, required: bool) -> None:
         raise err
     warnings.warn(f"{err}; falling back to the PyTorch reference implementation", RuntimeWarning, stacklevel=3)
     return None
+
+
+def extension_status(name: str, sources: Sequence[str | os.PathLike], extra_cflags: Sequence[str] = DEFAULT_CFLAGS,
+                     cache_dir: str | os.PathLike | None = None) -> str:
+    """Short state of an extension without compiling: "loaded", "built (cache: DIR)", "not built
+    (compiles on first use)", or "failed: ..." if this process already tried and failed."""
+    srcs = [Path(s) for s in sources]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cached = _LOADED.get((name, tuple(str(s) for s in srcs), tuple(extra_cflags), str(root)))
+    if isinstance(cached, ModuleType):
+        return "loaded"
+    if isinstance(cached, Exception):
+        return f"failed: {cached}"
+    try:
+        key = build_hash(name, srcs, extra_cflags)
+    except OSError as e:
+        return f"failed: cannot read sources ({e})"
+    folder = root / f"{name}-{key}"
+    if any(folder.glob(f"{name}_{key}*.so")) or any(folder.glob(f"{name}_{key}*.pyd")):
+        return f"built (cache: {folder})"
+    return "not built (compiles on first use, about 30-40 s)"

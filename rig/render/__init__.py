@@ -9,6 +9,16 @@ from rig.render.camera import (OrthographicCamera, PerspectiveCamera, Projection
 from rig.render.rasterize import (Fragments, RasterSettings, barycentrics_from_faces, interpolate,
                                   rasterize)
 
+
+
+def kernel_status() -> dict[str, str]:
+    """``rig info`` hook: state of the C++ rasterizer build (never compiles)."""
+    from rig._ext import extension_status
+    from rig.render.rasterize_cpp import KERNEL_NAME, KERNEL_SOURCE
+
+    return {KERNEL_NAME: extension_status(KERNEL_NAME, [KERNEL_SOURCE])}
+
+
 __all__ = [
     "OrthographicCamera", "PerspectiveCamera", "Projection", "frame_head", "intrinsics_from_fov", "look_at",
     "Fragments", "RasterSettings", "barycentrics_from_faces", "interpolate", "rasterize",
