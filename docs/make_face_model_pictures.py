@@ -122,7 +122,7 @@ def make_pictures(model_path: Path, out_dir: Path) -> None:
         if names[k] == "mouthClose":  # ARKit's mouthClose only means something on an open jaw
             expr[list(names).index("jawOpen")] = 1.0
             label = "mouthClose + jawOpen"
-        tiles.append(_label(render(model, with_(expression=expr), _camera(model, 160, 15.0, fov=10.0)), label))
+        tiles.append(_label(render(model, with_(expression=expr), _camera(model, 150, 15.0, fov=10.0)), label))
     _save(_grid(tiles, 9), out_dir / "default_head_expressions.png")
 
     # jaw: the joint rotation and the sculpted jawOpen unit
@@ -154,9 +154,8 @@ def make_pictures(model_path: Path, out_dir: Path) -> None:
         tiles = []
         names_a = data.albedo_names
         tone = list(names_a).index("skin_tone")
-        red = list(names_a).index("skin_redness")
         for c in (-2.0, -1.0, 0.0, 1.0, 2.0):
-            alb = data.albedo_mean + c * data.albedo_basis[tone] + (1.0 if c > -2 else 0.0) * data.albedo_basis[red]
+            alb = data.albedo_mean + c * data.albedo_basis[tone]
             tiles.append(_label(render(model, zero, _camera(model, 200, 20.0), albedo=alb), f"tone {c:+.0f}"))
         for k, n in enumerate(names_a):
             if k in (tone,):

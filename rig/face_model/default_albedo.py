@@ -9,7 +9,7 @@ coefficient ``c_k`` scaled so that 1 = one standard deviation of the assumed pop
         ``skin_colour_axes``: c_tone = -2 .. +2 spans very light .. very dark); applied to all
         skin incl. lips, brows, scalp and neck.
     lip_colour      redder / darker lips (MPFB2 lips mask).
-    brow_colour     eyebrow (and faint scalp stubble) hair colour, blond .. black.
+    brow_colour     eyebrow (and faint scalp stubble) hair colour; + = lighter (towards blond).
     cheek_redness   flushed cheeks and nose tip.
     iris_colour     brown .. blue-grey irises.
 
@@ -60,25 +60,28 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 def skin_colour_axes(rng: np.random.Generator, n: int = 20000) -> tuple[np.ndarray, np.ndarray]:
     """Mean skin colour (3,) and the two skin directions (2, 3), linear RGB.
 
-    The absorption model's colours lie on a curved sheet in linear RGB (they bend towards orange
-    as they darken), which no straight line follows: the principal direction of the population
-    overshoots below zero at its dark end. So the first direction is the *chord* from the lightest
-    to the darkest skin (c = -2 .. +2 spans very light .. very dark), the mean is the chord's
-    midpoint plus the population's average bow off the chord (the saturated mid tones), and the
-    second direction is the principal direction of the remaining bow (ruddy / saturated vs sallow,
-    from both melanin's curvature and haemoglobin), scaled to one standard deviation.
+    The absorption model's colours lie on a curve in linear RGB that bends towards orange as it
+    darkens; no straight line follows it, and its principal direction overshoots below zero at the
+    dark end. So the tone direction is a secant of the curve: the mean is the curve's point (at
+    mid haemoglobin) whose line to the darkest skin, extended the same distance the other way,
+    lands nearest the lightest skin. Then c_tone = +2 is exactly the darkest skin, -2 about the
+    lightest, and 0 a mid tone on the curve. The second direction is the principal direction of
+    the population's offset from that line (ruddy / saturated vs sallow), scaled to one standard
+    deviation.
     """
     h_mid = float(np.mean(HAEMOGLOBIN_RANGE))
     light = skin_colour(MELANIN_RANGE[0], h_mid)
     dark = skin_colour(MELANIN_RANGE[1], h_mid)
-    mean = 0.5 * (light + dark)
-    tone = (dark - light) / 4.0
+    grid = np.linspace(*MELANIN_RANGE, 2001)
+    mids = skin_colour(grid, h_mid)
+    best = int(np.argmin(np.linalg.norm(2.0 * mids - dark - light, axis=1)))
+    mean = mids[best]
+    tone = (dark - mean) / 2.0
     m = rng.uniform(*MELANIN_RANGE, n)
     h = rng.uniform(*HAEMOGLOBIN_RANGE, n)
     resid = skin_colour(m, h) - mean
     u = tone / np.linalg.norm(tone)
     resid -= np.outer(resid @ u, u)
-    mean = mean + resid.mean(axis=0)  # the population's average bow: natural mid tones at c = 0
     resid -= resid.mean(axis=0)
     _, s, vt = np.linalg.svd(resid, full_matrices=False)
     bow = vt[0] * s[0] / np.sqrt(n)
@@ -192,7 +195,7 @@ def paint_albedo(geo, resolution: int, data_dir: Path, seed: int = 0) -> AlbedoM
     interior = np.clip(mouth_in + tongue, 0, 1)
 
     lip_mean, lip_dir = np.array([0.78, 0.50, 0.52]), np.array([0.06, -0.03, -0.03])
-    brow_mean, brow_dir = np.array([0.06, 0.04, 0.03]), np.array([-0.09, -0.06, -0.035])
+    brow_mean, brow_dir = np.array([0.06, 0.04, 0.03]), np.array([0.09, 0.06, 0.035])  # + = lighter
     iris_mean, iris_dir = np.array([0.10, 0.06, 0.035]), np.array([0.05, 0.07, 0.09])
 
     def blend(base, mask, colour):
