@@ -59,7 +59,7 @@ FREE = float("nan")  # a target component the solve leaves free (weight 0)
 _SYMMETRIC_TARGETS: Mapping[str, Mapping[int, tuple[float, float, float]]] = types.MappingProxyType({
     "neutral": {},
     "smile": {
-        54: (0.10, 0.07, -0.02), 64: (0.08, 0.05, -0.01), 53: (0.04, 0.03, 0.0), 52: (0.015, 0.02, 0.0),
+        54: (0.12, 0.13, -0.05), 64: (0.09, 0.10, -0.04), 53: (0.05, 0.05, 0.0), 52: (0.02, 0.025, 0.0),
         51: (0.0, 0.015, 0.0), 63: (0.03, 0.03, 0.0), 55: (0.06, 0.04, 0.0), 56: (0.025, 0.015, 0.0),
         65: (0.04, 0.03, 0.0), 46: (0.0, 0.02, 0.0), 47: (0.0, 0.02, 0.0), 35: (0.01, 0.01, 0.0),
     },
@@ -67,7 +67,7 @@ _SYMMETRIC_TARGETS: Mapping[str, Mapping[int, tuple[float, float, float]]] = typ
         22: (0.0, 0.10, 0.0), 23: (0.0, 0.11, 0.0), 24: (0.0, 0.12, 0.0), 25: (0.0, 0.11, 0.0), 26: (0.0, 0.09, 0.0),
         43: (0.0, 0.03, 0.0), 44: (0.0, 0.03, 0.0), 51: (0.0, 0.02, 0.0),
         8: (0.0, -0.25, FREE), 9: (0.0, -0.22, FREE), 10: (0.0, -0.15, FREE), 11: (0.0, -0.08, FREE),
-        57: (0.0, -0.25, FREE), 56: (0.0, -0.23, FREE), 55: (-0.02, -0.18, FREE), 54: (-0.03, -0.10, FREE),
+        12: (0.0, FREE, FREE), 13: (0.0, FREE, FREE), 57: (0.0, -0.25, FREE), 56: (0.0, -0.23, FREE), 55: (-0.02, -0.18, FREE), 54: (-0.03, -0.10, FREE),
         66: (0.0, -0.25, FREE), 65: (0.0, -0.22, FREE), 64: (-0.03, -0.10, FREE),
     },
     "anger": {
@@ -91,9 +91,11 @@ _SYMMETRIC_TARGETS: Mapping[str, Mapping[int, tuple[float, float, float]]] = typ
         22: (-0.02, 0.10, 0.0), 23: (0.0, 0.09, 0.0), 24: (0.0, 0.07, 0.0), 25: (0.0, 0.05, 0.0), 26: (0.0, 0.03, 0.0),
         43: (0.0, 0.04, 0.0), 44: (0.0, 0.04, 0.0),
         54: (0.07, -0.03, 0.0), 64: (0.05, -0.02, 0.0), 57: (0.0, -0.08, FREE), 66: (0.0, -0.08, FREE), 8: (0.0, -0.06, FREE),
+        9: (0.0, FREE, FREE), 10: (0.0, FREE, FREE), 11: (0.0, FREE, FREE), 12: (0.0, FREE, FREE),
     },
     "jaw_open": {
         8: (0.0, -0.35, FREE), 9: (0.0, -0.31, FREE), 10: (0.0, -0.22, FREE), 11: (0.0, -0.12, FREE),
+        12: (0.0, FREE, FREE), 13: (0.0, FREE, FREE),
         57: (0.0, -0.35, FREE), 56: (0.0, -0.32, FREE), 55: (0.0, -0.25, FREE), 54: (-0.02, -0.12, FREE),
         66: (0.0, -0.35, FREE), 65: (0.0, -0.3, FREE), 64: (-0.02, -0.12, FREE),
     },
@@ -131,13 +133,16 @@ class PresetSolverConfig:
     still_weight: weight of landmarks a preset does not mention (asked to stay put).
     gauss_newton_steps: iterations (the problem is linear except for the jaw).
     max_jaw_deg: upper bound of the jaw opening; the jaw never closes past 0.
+    excluded_name_prefixes: named expression units never used by presets (held at 0): ARKit's
+        eyeLook* units are gaze, which ``eye_pose`` owns; tongueOut is not an expression.
     """
 
-    expression_reg: float = 0.01
-    jaw_reg: float = 0.01
+    expression_reg: float = 0.1
+    jaw_reg: float = 0.001
     still_weight: float = 0.3
     gauss_newton_steps: int = 4
     max_jaw_deg: float = 30.0
+    excluded_name_prefixes: tuple[str, ...] = ("eyeLook", "tongue")
 
 
 def preset_names() -> tuple[str, ...]:
@@ -286,6 +291,9 @@ def solve_landmark_target(face_model, target: PresetTarget, config: PresetSolver
     lo_e, hi_e = expression_bounds(face_model)
     lower = np.r_[np.full(E, lo_e), 0.0]
     upper = np.r_[np.full(E, hi_e), math.radians(config.max_jaw_deg)]
+    excluded = [i for i, n in enumerate(face_model.expression_names) if n.startswith(config.excluded_name_prefixes)]
+    # bvls needs lower < upper: pin excluded units to a sliver above 0 that rounds away below.
+    lower[excluded], upper[excluded] = 0.0, 1e-12
     reg = None
     for _ in range(config.gauss_newton_steps):
         current, J = _landmark_jacobian(face_model, x)
@@ -298,6 +306,7 @@ def solve_landmark_target(face_model, target: PresetTarget, config: PresetSolver
         A = np.vstack([sqrt_w[:, None] * J, np.diag(reg)])
         b = np.r_[sqrt_w * (goal - current + J @ x), np.zeros(E + 1)]
         x = lsq_linear(A, b, bounds=(lower, upper), method="bvls").x
+    x[excluded] = 0.0
     return x[:E], float(x[E])
 
 
