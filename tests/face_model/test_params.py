@@ -108,3 +108,19 @@ def test_params_from_flags_composes_on_top_of_the_file(tmp_path, flame_model64):
     assert p.dtype == flame_model64.dtype and p.shape.shape == (1, flame_model64.n_shape)
     p = params_from_flags(flame_model64)
     assert p.batch_size == 1 and not any(t.any() for t in p.as_dict().values())
+
+
+def test_flags_apply_to_every_frame_of_a_sequence(tmp_path, flame_model64):
+    from rig.face_model import expression_preset
+
+    np.savez(tmp_path / "s.npz", jaw_pose=np.array([[0.1, 0, 0], [0.0, 0.2, 0], [0, 0, 0]]),
+             expression=np.zeros((3, 2)))
+    p = params_from_flags(flame_model64, tmp_path / "s.npz", "smile", 0.0, 10.0, 0.0, None)
+    e, jaw = expression_preset(flame_model64, "smile")
+    assert p.batch_size == 3
+    assert torch.allclose(p.expression, e.expand(3, -1))
+    pitch = Rotation.from_euler("x", 10, degrees=True)
+    for t, file_jaw in enumerate([[0.1, 0, 0], [0.0, 0.2, 0], [0, 0, 0]]):
+        want = (Rotation.from_rotvec(jaw.numpy()) * Rotation.from_rotvec(file_jaw)).as_matrix()
+        assert np.allclose(Rotation.from_rotvec(p.jaw_pose[t].numpy()).as_matrix(), want, atol=1e-12)
+        assert np.allclose(Rotation.from_rotvec(p.global_pose[t].numpy()).as_matrix(), pitch.as_matrix(), atol=1e-12)
