@@ -317,6 +317,9 @@ class VideoWriter:
             stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
             if self.rotation:
+                if not hasattr(stream, "set_display_rotation"):
+                    container.close()
+                    raise InputError(f"{self.path}: writing a rotation tag needs a newer PyAV (has {av.__version__})")
                 stream.set_display_rotation(self.rotation)
             if name == "libx264":
                 stream.options = {"crf": str(self.crf), "preset": "veryfast"}
