@@ -8,7 +8,7 @@ current numpy), scipy sparse matrices under module paths that have since moved
 - ``chumpy.ch.Ch`` -> ``_ChumpyArray``: keeps only the pickled state; its value is the ``x`` array.
 - ``scipy.sparse.{csc,csr,coo}[_matrix|_array]`` under old and new paths -> ``_SparseRecord``,
   densified here by our own code (no scipy call while loading).
-- numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` -> guarded wrappers (only the plain ndarray
+- numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` / ``scalar`` -> guarded wrappers (only the plain ndarray
   class, dtypes only from strings; object arrays can only hold what this unpickler built).
 - ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2) -> latin-1 only; ``set``;
   ``copy_reg._reconstructor`` + ``object`` (protocol 0/1 object creation) for the stand-ins only.
@@ -88,6 +88,17 @@ def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
     return np.dtype(spec, align=bool(align), copy=bool(copy))
 
 
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    # numpy pickles scalars as scalar(dtype, raw_bytes); rebuild numeric ones from the bytes only.
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise UnsafeFileError(f"numpy scalar of dtype {dtype!r} refused (only plain numeric scalars are allowed)")
+    if isinstance(data, str):  # Python 2 pickles read with latin1
+        data = data.encode("latin1")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
+        raise UnsafeFileError("numpy scalar with malformed data refused")
+    return np.frombuffer(bytes(data), dtype=dtype)[0]
+
+
 def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     if encoding != "latin1" or not isinstance(text, str):
         raise UnsafeFileError(f"_codecs.encode called with encoding {encoding!r}; only latin1 byte strings are allowed")
@@ -114,6 +125,7 @@ def _allow_list() -> dict[tuple[str, str], Any]:
     }
     for np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(np_mod, "_reconstruct")] = _reconstruct
+        allowed[(np_mod, "scalar")] = _scalar
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = _dtype
     for fmt, cls in _SPARSE_CLASSES.items():

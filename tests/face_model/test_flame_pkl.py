@@ -239,3 +239,17 @@ def test_protocol0_chumpy_object_loads_via_copyreg(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "chumpy.ch")
     got = load_flame_pickle(_write(tmp_path / "p0.pkl", blob))
     assert np.array_equal(got["weights"], np.arange(6.0).reshape(2, 3))
+
+
+def test_numpy_scalars_and_strings_in_the_dict_load(tmp_path):
+    blob = pickle.dumps({"scale": np.float64(2.5), "count": np.int32(7), "bs_style": "lbs"}, protocol=2)
+    got = load_flame_pickle(_write(tmp_path / "s.pkl", blob))
+    assert got["scale"] == 2.5 and got["count"] == 7 and got["scale"].dtype == np.float64
+    from numpy._core.multiarray import scalar
+
+    class ShortScalar:
+        def __reduce__(self):
+            return (scalar, (np.dtype("f8"), b"abc"))  # 3 bytes for an 8-byte float
+
+    with pytest.raises(UnsafeFileError, match="malformed"):
+        load_flame_pickle(_write(tmp_path / "b.pkl", pickle.dumps({"s": ShortScalar()}, protocol=2)))
