@@ -56,7 +56,7 @@ def valid_triangles(v: torch.Tensor, near: float, cull_backfaces: bool) -> tuple
 
 def rasterize_visibility_ref(screen: torch.Tensor, faces: torch.Tensor, height: int, width: int,
                              perspective: bool = True, cull_backfaces: bool = False, near: float = 1e-4,
-                             max_candidates: int = 1 << 23):
+                             max_candidates: int = 1 << 21):
     """Visibility pass, vectorised over (triangle, pixel) candidate pairs.
 
     screen: (B, V, 3) vertices as (u, v, depth); faces: (F, 3) int64.

@@ -216,3 +216,15 @@ def test_auto_falls_back_to_reference_with_warning_when_build_fails(tmp_path, mo
     assert torch.equal(frags.pix_to_face, ref.pix_to_face)
     with pytest.raises(_ext.ExtensionBuildError):
         rasterize(screen, faces, RasterSettings(12, 12, impl="cpp"))
+
+
+def test_reference_chunking_merges_winners_like_one_pass():
+    # Small chunks force the cross-chunk merge (depth, then face id) on overlapping triangles.
+    from rig.render.rasterize_ref import rasterize_visibility_ref
+
+    screen, faces = random_screen_mesh(seed=13, B=1, V=90, F=80, H=20, W=22)
+    faces = torch.cat([faces, faces[:10]])  # exact duplicates: equal depths, smaller id must win
+    one = rasterize_visibility_ref(screen, faces, 20, 22)
+    chunked = rasterize_visibility_ref(screen, faces, 20, 22, max_candidates=37)
+    assert torch.equal(one[0], chunked[0]) and torch.equal(one[1], chunked[1]) and torch.equal(one[2], chunked[2])
+    assert not (one[0] >= 80).any()  # duplicates (ids 80..89) never beat their originals
