@@ -40,6 +40,9 @@ class FullyConnectedLayer(nn.Module):
     def forward(self, x: torch.Tensor, impl: str = "auto") -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ShapeError(f"FullyConnectedLayer: expected (N, {self.in_features}), got {tuple(x.shape)}")
+        if impl == "fast" or (impl == "auto" and not (torch.is_grad_enabled()
+                                                     and (x.requires_grad or self.weight.requires_grad))):
+            return self._forward_fast(x)
         w = self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
@@ -49,6 +52,18 @@ class FullyConnectedLayer(nn.Module):
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation, impl=impl)
+
+    def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        # Scale the (N, out) product instead of copying the (out, in) weight with its gain.
+        w = self.weight.to(x.dtype).t()
+        if self.bias is None:
+            y = torch.mm(x, w).mul_(self.weight_gain)
+        else:
+            b = (self.bias.to(x.dtype) * self.bias_gain).unsqueeze(0).expand(x.shape[0], -1)
+            y = torch.addmm(b, x, w, alpha=self.weight_gain)
+        if self.activation == "linear":
+            return y
+        return bias_act(y, None, act=self.activation, impl="fast")
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"

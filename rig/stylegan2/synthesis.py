@@ -75,6 +75,15 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
+    def _weight_sq(self) -> torch.Tensor:
+        """sum over the kernel of weight**2, (out, in); cached until the weight changes (inference only)."""
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
+        cached = self.__dict__.get("_weight_sq_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.weight.detach().square().sum(dim=[2, 3]))
+            self.__dict__["_weight_sq_cache"] = cached
+        return cached[1]
+
     def _noise(self, x, noise_mode, generator):
         if noise_mode not in NOISE_MODES:
             raise InputError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
@@ -102,7 +111,8 @@ class SynthesisLayer(nn.Module):
         if fast:
             return modulated_conv2d_fast(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                                          resample_filter=self.resample_filter, flip_weight=flip_weight,
-                                         bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp)
+                                         bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp,
+                                         weight_sq=self._weight_sq() if weight is self.weight else None)
         y = modulated_conv2d_ref(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                                  resample_filter=self.resample_filter, flip_weight=flip_weight,
                                  fused_modconv=fused_modconv)

@@ -86,16 +86,19 @@ def fir_epilogue(x: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, up: int = 
         bias: (C,) or None. act: 'linear' or 'lrelu' (others go to the reference).
         alpha: lrelu slope (default 0.2). gain: output scale. clamp: +-clamp or None.
     Returns:
-        (N, C, H', W') channels-last float32 tensor (reference path: x's dtype / format).
+        (N, C, H', W') channels-last float32 tensor (reference path: x's dtype / format); bfloat16
+        input (from ``--precision bf16`` autocast) is widened to float32 for the kernel.
     """
     x0, x1, y0, y1 = (int(p) for p in padding)
     n, c, h, w = x.shape
     out_h = (h * up + y0 + y1 - fy.numel()) // down + 1
     out_w = (w * up + x0 + x1 - fx.numel()) // down + 1
-    ext = fused_extension() if (x.device.type == "cpu" and x.dtype == torch.float32 and act in _ACT_CODES
-                                and out_h > 0 and out_w > 0) else None
+    ext = fused_extension() if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+                                and act in _ACT_CODES and out_h > 0 and out_w > 0) else None
     if ext is None or (torch.is_grad_enabled() and x.requires_grad):
         return fir_epilogue_ref(x, fy, fx, up, down, padding, scale, noise, bias, act, alpha, gain, clamp)
+    if x.dtype == torch.bfloat16:
+        x = x.float()  # bf16 autocast: convolutions run in bf16, the epilogue in float32
     alpha = 0.2 if alpha is None else float(alpha)
     empty = torch.empty(0)
     return ext.fir_epilogue(x.contiguous(memory_format=torch.channels_last), fy.float(), fx.float(), up, down, x0, y0,

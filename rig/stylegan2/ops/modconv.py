@@ -96,24 +96,29 @@ def modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0,
 
 def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
                           demodulate=True, flip_weight=True, bias=None, act="linear", alpha=None, gain=1.0,
-                          clamp=None):
+                          clamp=None, weight_sq: torch.Tensor | None = None):
     """Inference path, including the layer's tail: ``clamp(act(modconv(x) + noise + bias) * gain)``.
 
     Batch 1 runs one plain convolution with styles and demodulation folded into the weight; larger
     batches scale the input by the styles, convolve with the shared weight and pass the
     demodulation factors to the fused epilogue as a per-sample channel scale. The resampling FIR,
     noise, bias, activation, gain and clamp then run as one fused kernel (``fused.fir_epilogue``).
-    ``noise`` broadcasts as (H', W') or (N, 1, H', W'). Returns channels-last (N, Cout, H', W').
+    ``noise`` broadcasts as (H', W') or (N, 1, H', W'). ``weight_sq`` = ``weight.square().sum([2, 3])``
+    (Cout, Cin) if the caller has it cached. Batch 1 folds the styles into whichever is smaller, the
+    weight or the input activations. Returns channels-last (N, Cout, H', W').
     """
     from rig.stylegan2.ops.fused import Epilogue
 
     _check(x, weight, styles)
     batch = x.shape[0]
-    dcoefs = demod_coefficients(weight, styles) if demodulate else None  # (N, Cout)
-    if batch == 1:
-        w = weight * styles.reshape(1, -1, 1, 1)
-        if dcoefs is not None:
-            w = w * dcoefs.reshape(-1, 1, 1, 1)
+    dcoefs = None
+    if demodulate:
+        wsq = weight_sq if weight_sq is not None else weight.square().sum(dim=[2, 3])
+        dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # (N, Cout)
+    if batch == 1 and weight.numel() <= x[0].numel():
+        # One pass over the weight: w[o, i] * s[i] * d[o].
+        per_oi = styles.reshape(1, -1) if dcoefs is None else dcoefs.reshape(-1, 1) * styles.reshape(1, -1)
+        w = weight * per_oi[:, :, None, None]
         scale = None
     else:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
