@@ -272,14 +272,27 @@ def _landmark_jacobian(face_model, x: np.ndarray, jaw_step: float = 1e-5) -> tup
     return L[0], J
 
 
+def _bounded_least_squares(A: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """argmin |A x - b|^2 subject to lower <= x <= upper.
+
+    The unconstrained solution is tried first (A has full column rank thanks to the Tikhonov
+    rows) and kept when it is feasible, which is the usual case for unbounded PCA bases; only
+    otherwise does scipy's bounded-variable solver run.
+    """
+    x, *_ = np.linalg.lstsq(A, b, rcond=None)
+    if np.all(x >= lower) and np.all(x <= upper):
+        return x
+    from scipy.optimize import lsq_linear
+
+    return lsq_linear(A, b, bounds=(lower, upper), method="bvls").x
+
+
 def solve_landmark_target(face_model, target: PresetTarget, config: PresetSolverConfig = PresetSolverConfig()
                           ) -> tuple[np.ndarray, float]:
     """Fit expression coefficients (E,) and a jaw opening angle (radians) to ``target``.
 
     Returns float64 numpy (expression, jaw_angle). See the module docstring for the objective.
     """
-    from scipy.optimize import lsq_linear
-
     face_model = landmark_submodel(face_model)
     E = face_model.n_expression
     x = np.zeros(E + 1)
@@ -305,7 +318,7 @@ def solve_landmark_target(face_model, target: PresetTarget, config: PresetSolver
         # Linearised problem in absolute form: |W (J x' + current - J x - goal)|^2 + |reg * x'|^2.
         A = np.vstack([sqrt_w[:, None] * J, np.diag(reg)])
         b = np.r_[sqrt_w * (goal - current + J @ x), np.zeros(E + 1)]
-        x = lsq_linear(A, b, bounds=(lower, upper), method="bvls").x
+        x = _bounded_least_squares(A, b, lower, upper)
     x[excluded] = 0.0
     return x[:E], float(x[E])
 
