@@ -77,3 +77,26 @@ def test_rgb_gradients_reach_vertices_colours_and_lighting():
     # growing the sphere grows the antialiased image sum (edge gradient points outwards)
     radial = v.detach() / v.detach().norm(dim=-1, keepdim=True)
     assert (v.grad * radial).sum() > 0
+
+
+def test_render_face_on_the_flame_fixture_projects_the_models_landmarks(flame_fixture_dir):
+    from rig.face_model import load_face_model, params_from_flags
+    from rig.render.camera import frame_head
+    from rig.render.passes import render_face
+
+    model = load_face_model(flame_fixture_dir / "generic_model.pkl", dtype=torch.float64)
+    params = params_from_flags(model, yaw_deg=30.0, jaw_deg=10.0)
+    cam = frame_head(model.v_template, 48, 48)
+    p = render_face(model, params, cam, RenderConfig(impl="ref"))
+    out = model(params)
+    assert p.landmarks.shape == (1, 68, 2)
+    assert torch.allclose(p.landmarks, cam.project(out.landmarks).pixels)
+    assert p.mask.any() and (p.region == -1).all()  # the fixture has no region labels
+    # landmarks flagged visible sit on covered pixels whose depth is within the tolerance
+    vis = p.landmarks_visible[0]
+    assert 10 <= vis.sum() < 68  # a 30-degree yaw hides part of the far side
+    cols, rows = p.landmarks[0, :, 0].long(), p.landmarks[0, :, 1].long()
+    assert ((cols >= 0) & (cols < 48) & (rows >= 0) & (rows < 48)).all()
+    zbuf = p.depth[0, rows, cols]
+    assert (zbuf[vis] >= p.landmarks_depth[0, vis] - 0.006).all()
+    assert (zbuf[~vis] < p.landmarks_depth[0, ~vis] - 0.006).all()  # the hidden ones are behind the surface
