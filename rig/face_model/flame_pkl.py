@@ -275,6 +275,22 @@ def load_dynamic_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     return faces, bary
 
 
+def load_combined_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DECA's ``landmark_embedding.npy`` (one dict with ``static_lmk_faces_idx`` (51,),
+    ``static_lmk_bary_coords`` (51, 3), ``dynamic_lmk_faces_idx`` (79, 17),
+    ``dynamic_lmk_bary_coords`` (79, 17, 3)) -> those four arrays (int64 / float64)."""
+    path = Path(path)
+    d = _load_npy_object(path)
+    keys = ("static_lmk_faces_idx", "static_lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords")
+    if not isinstance(d, dict) or any(k not in d for k in keys):
+        raise CheckpointError(f"{path}: not a DECA landmark embedding (expected a dict with {', '.join(keys)})")
+    sf, sb = _uint_to_int64(d[keys[0]]).reshape(-1), np.asarray(d[keys[1]], dtype=np.float64).reshape(-1, 3)
+    df, db = _uint_to_int64(d[keys[2]]), np.asarray(d[keys[3]], dtype=np.float64)
+    if sf.shape[0] != sb.shape[0] or df.ndim != 2 or df.shape[1] != 17 or db.shape != df.shape + (3,):
+        raise CheckpointError(f"{path}: landmark embedding shapes {sf.shape}, {sb.shape}, {df.shape}, {db.shape} are inconsistent")
+    return sf, sb, df, db
+
+
 def _array(d: dict, key: str, source: str, ndim: int) -> np.ndarray:
     if key not in d:
         raise CheckpointError(f"{source}: missing '{key}' (not a FLAME model file?)")
@@ -291,6 +307,7 @@ def flame_data_from_pickle(
     model_path: str | os.PathLike,
     static_embedding: str | os.PathLike | None = None,
     dynamic_embedding: str | os.PathLike | None = None,
+    combined_embedding: str | os.PathLike | None = None,
 ) -> FaceModelData:
     """Build ``FaceModelData`` from a FLAME model pickle and its landmark embeddings.
 
@@ -298,6 +315,8 @@ def flame_data_from_pickle(
         model_path: ``generic_model.pkl`` / ``FLAME_NEUTRAL.pkl`` (any FLAME-layout pickle).
         static_embedding: ``flame_static_embedding.pkl`` (51 points), or None.
         dynamic_embedding: ``flame_dynamic_embedding.npy`` (79 x 17 contour), or None.
+        combined_embedding: DECA's ``landmark_embedding.npy`` holding both (used when the two
+            above are None).
     The blendshapes split as FLAME does: the first min(300, n) are identity, the rest expression.
     Without both embeddings the model has no landmarks (``lmk_faces_idx`` is empty) and
     ``FaceModelData.validate`` is skipped for them; ``FaceModel`` then returns empty landmarks.
@@ -324,6 +343,8 @@ def flame_data_from_pickle(
         lmk_faces, lmk_bary = load_static_embedding(static_embedding)
     if dynamic_embedding is not None:
         dyn_faces, dyn_bary = load_dynamic_embedding(dynamic_embedding)
+    if static_embedding is None and dynamic_embedding is None and combined_embedding is not None:
+        lmk_faces, lmk_bary, dyn_faces, dyn_bary = load_combined_embedding(combined_embedding)
     data = FaceModelData(
         v_template=v_template,
         faces=faces,

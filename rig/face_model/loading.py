@@ -15,6 +15,7 @@ from rig.paths import default_head_path
 # The names FLAME's landmark embeddings go by in the FLAME_PyTorch / TF_FLAME / DECA downloads.
 STATIC_EMBEDDING_NAME = "flame_static_embedding.pkl"
 DYNAMIC_EMBEDDING_NAME = "flame_dynamic_embedding.npy"
+COMBINED_EMBEDDING_NAME = "landmark_embedding.npy"  # DECA's single-file version of the two
 
 
 def resolve_face_model_path(spec: str | os.PathLike) -> Path:
@@ -54,7 +55,9 @@ def load_face_model_data(
         if (static_embedding is None) != (dynamic_embedding is None):
             missing = STATIC_EMBEDDING_NAME if static_embedding is None else DYNAMIC_EMBEDDING_NAME
             raise CheckpointError(f"{path}: found one FLAME landmark embedding but not {missing} beside it")
-        return flame_data_from_pickle(path, static_embedding, dynamic_embedding)
+        combined = path.parent / COMBINED_EMBEDDING_NAME
+        return flame_data_from_pickle(path, static_embedding, dynamic_embedding,
+                                      combined if static_embedding is None and combined.is_file() else None)
     raise CheckpointError(f"{path}: unknown face-model format '{suffix}' (expected 'default', a FLAME .pkl or a rig .npz)")
 
 
@@ -69,8 +72,9 @@ def load_face_model(
     Args:
         spec: ``"default"`` (``<repo>/checkpoints/default_head/default_head.npz``), a FLAME
             ``generic_model.pkl`` / ``FLAME_NEUTRAL.pkl`` (its landmark embeddings
-            ``flame_static_embedding.pkl`` + ``flame_dynamic_embedding.npy`` are picked up from
-            the same folder unless given), or a rig face-model ``.npz``.
+            ``flame_static_embedding.pkl`` + ``flame_dynamic_embedding.npy``, or else DECA's
+            ``landmark_embedding.npy``, are picked up from the same folder unless given), or a
+            rig face-model ``.npz``.
         dtype: float dtype of the module's buffers (float32 or float64).
         static_embedding, dynamic_embedding: explicit FLAME landmark embedding files.
     Raises:

@@ -253,3 +253,18 @@ def test_numpy_scalars_and_strings_in_the_dict_load(tmp_path):
 
     with pytest.raises(UnsafeFileError, match="malformed"):
         load_flame_pickle(_write(tmp_path / "b.pkl", pickle.dumps({"s": ShortScalar()}, protocol=2)))
+
+
+def test_deca_combined_embedding_is_used_when_the_flame_ones_are_absent(tmp_path, flame_fixture_dir, reference_params):
+    static_faces, static_bary = load_static_embedding(flame_fixture_dir / "flame_static_embedding.pkl")
+    dyn_faces, dyn_bary = load_dynamic_embedding(flame_fixture_dir / "flame_dynamic_embedding.npy")
+    combined = {"static_lmk_faces_idx": static_faces, "static_lmk_bary_coords": static_bary,
+                "dynamic_lmk_faces_idx": dyn_faces, "dynamic_lmk_bary_coords": dyn_bary,
+                "full_lmk_faces_idx": np.zeros((1, 68), np.int64)}  # DECA also stores this; unused
+    np.save(tmp_path / "landmark_embedding.npy", np.array(combined, dtype=object), allow_pickle=True)
+    shutil.copy(flame_fixture_dir / "generic_model.pkl", tmp_path / "generic_model.pkl")
+    deca = load_face_model(tmp_path / "generic_model.pkl", dtype=torch.float64)
+    flame = load_face_model(flame_fixture_dir / "generic_model.pkl", dtype=torch.float64)
+    p = reference_params(1, flame)
+    p.global_pose[0, 1] = 0.4  # a yaw that selects a non-frontal contour bin
+    assert torch.equal(deca(p).landmarks, flame(p).landmarks)
