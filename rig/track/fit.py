@@ -591,6 +591,25 @@ class _ClipFitter:
             start = keep_end
         return result
 
+    def interpolate_gaps(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Replace the parameters of undetected frames by linear interpolation between detected ones.
+
+        Inside a window the smoothness term alone pulls a gap's frames along, but it converges
+        there far more slowly than on observed frames; interpolating the neighbours' solution
+        is the better estimate (and held constant before the first / after the last detection).
+        """
+        if self.detected.all():
+            return state
+        idx = np.flatnonzero(self.detected)
+        t = np.arange(self.T)
+        out = {}
+        for k, v in state.items():
+            a = v.detach().numpy().copy()
+            for c in range(a.shape[1]):
+                a[:, c] = np.interp(t, idx, a[idx, c])
+            out[k] = torch.as_tensor(a, dtype=DTYPE)
+        return out
+
     # ------------------------------------------------------------------ Gauss-Newton for windows
 
     def _pack(self, variables: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -721,7 +740,7 @@ class _ClipFitter:
         err = np.sqrt(((pred - landmarks) ** 2).sum(-1).mean(-1))
         err[~self.detected] = np.nan
         if self.perspective:
-            f = float(self.log_focal.exp())
+            f = float(self.cfg.focal_px) if self.cfg.focal_px else float(self.log_focal.exp())
             K = np.array([[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0], [0.0, 0.0, 1.0]])
             R, t, wp = np.array(_R_FRONT), np.array([0.0, 0.0, self.distance]), None
         else:
@@ -757,6 +776,7 @@ def fit_landmarks(face_model: FaceModel, landmarks: np.ndarray, detected: np.nda
         fitter = _ClipFitter(face_model, landmarks, detected, width, height, config)
         fitter.fit_identity()
         state = fitter.fit_frames(progress)
+        state = fitter.interpolate_gaps(state)
         return fitter.result(state, landmarks)
 
 

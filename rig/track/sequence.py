@@ -49,6 +49,9 @@ class FollowConfig:
             as lost and the whole frame is searched again.
         max_shape_residual: Procrustes residual (in face radii) above which tracked landmarks are
             rejected as not a face.
+        min_appearance: normalised cross-correlation between the upright crop of a tracked frame
+            and that of the last detector-confirmed frame below which the face counts as lost
+            (dlib's predictor returns a face-shaped answer on anything, even a blank frame).
         full_frame_upsample: try the whole-frame search once more with this many upsamplings when
             nothing is found at native size (small faces); 0 disables.
     """
@@ -58,6 +61,7 @@ class FollowConfig:
     min_score: float = 0.0
     max_tracked_frames: int = 25
     max_shape_residual: float = 0.3
+    min_appearance: float = 0.5
     full_frame_upsample: int = 1
 
 
@@ -169,6 +173,7 @@ class FaceFollower:
         self.config = config
         self.previous: np.ndarray | None = None
         self.reference: np.ndarray | None = None
+        self.template: np.ndarray | None = None  # upright grey crop of the last confirmed face
         self.tracked_run = 0
         # Detector box relative to the landmarks, in crop pixels: (left, top, right, bottom) around
         # the crop centre. Initial value measured on dlib HOG boxes; refined at every detection.
@@ -242,8 +247,11 @@ class FaceFollower:
         if best is not None:
             lmk_crop = best.landmarks
             self._learn_box(best.box, lmk_crop)
+            self.template = _face_patch(image, self.config)
             return FrameLandmarks(crop.to_frame(lmk_crop), best.score, SOURCE_CROP_DETECT)
         if self.tracked_run >= self.config.max_tracked_frames:
+            return None
+        if self.template is not None and _ncc(_face_patch(image, self.config), self.template) < self.config.min_appearance:
             return None
         box = self.box_in_crop + np.array([half, half, half, half])
         lmk_crop = self.detector.landmarks_in_box(image, box)
@@ -258,6 +266,21 @@ class FaceFollower:
         scale = self.config.crop_face_radius / max(radius, 1e-6)
         rel = (box - np.concatenate([centre, centre])) * scale
         self.box_in_crop = 0.8 * self.box_in_crop + 0.2 * rel
+
+
+def _face_patch(crop_rgb: np.ndarray, config: FollowConfig) -> np.ndarray:
+    """Grey central square of an upright crop (the inner face), float64."""
+    half, r = config.crop_size / 2.0, config.crop_face_radius
+    lo, hi = int(round(half - 1.2 * r)), int(round(half + 1.2 * r))
+    return crop_rgb[lo:hi, lo:hi].astype(np.float64).mean(axis=2)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two equal-size patches; 0 when either is flat."""
+    a = a - a.mean()
+    b = b - b.mean()
+    denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 1e-9 else 0.0
 
 
 def follow_face(frames, detector: LandmarkDetector, config: FollowConfig = FollowConfig(),
