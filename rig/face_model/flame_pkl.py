@@ -71,10 +71,15 @@ def _sparse_class(fmt: str) -> type:
 _SPARSE_CLASSES = {fmt: _sparse_class(fmt) for fmt in ("csc", "csr", "coo")}
 
 
+class _NdarrayToken:
+    """What the pickle gets for ``numpy.ndarray``: a name to pass to ``_reconstruct``, not the
+    class itself (calling ``ndarray(...)`` directly would let a file allocate arbitrary arrays)."""
+
+
 def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     # numpy pickles arrays as _reconstruct(ndarray, (0,), b'b') followed by __setstate__; allow
     # only the plain ndarray subtype so the file cannot choose which class gets built.
-    if subtype is not np.ndarray:
+    if subtype is not _NdarrayToken:
         raise UnsafeFileError(f"array rebuild asked for subtype {subtype!r}, only numpy.ndarray is allowed")
     return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
 
@@ -126,7 +131,7 @@ def _allow_list() -> dict[tuple[str, str], Any]:
     for np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(np_mod, "_reconstruct")] = _reconstruct
         allowed[(np_mod, "scalar")] = _scalar
-    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "ndarray")] = _NdarrayToken
     allowed[("numpy", "dtype")] = _dtype
     for fmt, cls in _SPARSE_CLASSES.items():
         for mod in (f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}", "scipy.sparse"):

@@ -268,3 +268,12 @@ def test_deca_combined_embedding_is_used_when_the_flame_ones_are_absent(tmp_path
     p = reference_params(1, flame)
     p.global_pose[0, 1] = 0.4  # a yaw that selects a non-frontal contour bin
     assert torch.equal(deca(p).landmarks, flame(p).landmarks)
+
+
+def test_ndarray_cannot_be_called_directly(tmp_path):
+    class Huge:
+        def __reduce__(self):
+            return (np.ndarray, ((10**12,), "f8"))  # would try to allocate 8 TB
+
+    with pytest.raises(CheckpointError):
+        load_flame_pickle(_write(tmp_path / "h.pkl", pickle.dumps({"v_template": Huge()}, protocol=2)))
