@@ -34,7 +34,7 @@ POSE_WIDTHS = {"global_pose": 3, "neck_pose": 3, "jaw_pose": 3, "eye_pose": 6, "
 FIELD_NAMES = ("shape", "expression", "global_pose", "neck_pose", "jaw_pose", "eye_pose", "translation")
 
 
-@dataclass
+@dataclass(eq=False)  # tensor fields: an elementwise == would be ambiguous
 class RigParams:
     """A batch of face-rig parameters (all float tensors on one device, leading batch axis B).
 
