@@ -100,6 +100,18 @@ def rasterize_visibility(screen: torch.Tensor, faces: torch.Tensor, settings: Ra
                                     settings.cull_backfaces, settings.near)
 
 
+def covered_pixels(pix_to_face: torch.Tensor):
+    """Flat indices of covered pixels. pix_to_face (B, H, W) -> (lin (N,) into B*H*W, face ids (N,),
+    image index (N,)). 1-D ``index_select`` / ``index_copy`` on these is much faster on the CPU
+    (forward and backward) than multi-dimensional advanced indexing."""
+    B, H, W = pix_to_face.shape
+    flat = pix_to_face.reshape(-1)
+    lin = torch.nonzero(flat >= 0).squeeze(1)
+    fid = flat.index_select(0, lin)
+    bidx = torch.div(lin, H * W, rounding_mode="floor")
+    return lin, fid, bidx
+
+
 def barycentrics_from_faces(screen: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor,
                             perspective: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Recompute barycentrics and depth of given triangle ids with differentiable torch ops.
@@ -109,17 +121,16 @@ def barycentrics_from_faces(screen: torch.Tensor, faces: torch.Tensor, pix_to_fa
     bary 0 and depth +inf with no gradient. Same formulas as ``rasterize_ref``.
     """
     B, H, W = pix_to_face.shape
-    flat = pix_to_face.reshape(B, H * W)
-    covered = flat >= 0
-    bidx, pidx = torch.nonzero(covered, as_tuple=True)
-    fid = flat[bidx, pidx]
-    vid = faces[fid]  # (N, 3)
-    v = screen[bidx[:, None], vid]  # (N, 3, 3)
+    V = screen.shape[1]
+    lin, fid, bidx = covered_pixels(pix_to_face)
+    pidx = lin - bidx * (H * W)
+    vid = faces.index_select(0, fid)  # (N, 3)
+    flat_screen = screen.expand(B, -1, -1).reshape(B * V, 3)
+    v = flat_screen.index_select(0, (bidx[:, None] * V + vid).reshape(-1)).view(-1, 3, 3)
+    # unbind (backward: one stack) rather than many selects (backward: one full-size zeros each)
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (c.unbind(-1) for c in v.unbind(1))
     px = (pidx % W).to(screen.dtype) + 0.5
     py = torch.div(pidx, W, rounding_mode="floor").to(screen.dtype) + 0.5
-    x0, y0, z0 = v[:, 0, 0], v[:, 0, 1], v[:, 0, 2]
-    x1, y1, z1 = v[:, 1, 0], v[:, 1, 1], v[:, 1, 2]
-    x2, y2, z2 = v[:, 2, 0], v[:, 2, 1], v[:, 2, 2]
     ia = 1.0 / ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     b0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) * ia
     b1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) * ia
@@ -131,10 +142,9 @@ def barycentrics_from_faces(screen: torch.Tensor, faces: torch.Tensor, pix_to_fa
     else:
         depth = b0 * z0 + b1 * z1 + b2 * z2
         bary = torch.stack([b0, b1, b2], dim=1)
-    bary_full = torch.zeros((B, H * W, 3), dtype=screen.dtype, device=screen.device)
-    depth_full = torch.full((B, H * W), float("inf"), dtype=screen.dtype, device=screen.device)
-    bary_full = bary_full.index_put((bidx, pidx), bary)
-    depth_full = depth_full.index_put((bidx, pidx), depth)
+    bary_full = torch.zeros((B * H * W, 3), dtype=screen.dtype, device=screen.device).index_copy(0, lin, bary)
+    depth_full = torch.full((B * H * W,), float("inf"), dtype=screen.dtype, device=screen.device).index_copy(
+        0, lin, depth)
     return bary_full.view(B, H, W, 3), depth_full.view(B, H, W)
 
 
@@ -175,13 +185,12 @@ def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragme
     if attributes.shape[0] not in (1, B):
         raise ShapeError(f"interpolate: attribute batch {attributes.shape[0]} vs fragments batch {B}")
     faces = faces.to(device=attributes.device, dtype=torch.int64)
-    C = attributes.shape[-1]
-    flat = fragments.pix_to_face.reshape(B, H * W)
-    bidx, pidx = torch.nonzero(flat >= 0, as_tuple=True)
-    vid = faces[flat[bidx, pidx]]  # (N, 3)
-    abatch = bidx if attributes.shape[0] == B else torch.zeros_like(bidx)
-    vals = attributes[abatch[:, None], vid]  # (N, 3, C)
-    w = fragments.bary.reshape(B, H * W, 3)[bidx, pidx].to(attributes.dtype)
-    out_vals = (vals * w.unsqueeze(-1)).sum(dim=1)
-    out = torch.zeros((B, H * W, C), dtype=out_vals.dtype, device=attributes.device)
-    return out.index_put((bidx, pidx), out_vals).view(B, H, W, C)
+    Ba, N, C = attributes.shape
+    lin, fid, bidx = covered_pixels(fragments.pix_to_face)
+    vid = faces.index_select(0, fid)  # (P, 3)
+    base = bidx[:, None] * N if Ba == B else torch.zeros_like(bidx)[:, None]
+    vals = attributes.reshape(Ba * N, C).index_select(0, (base + vid).reshape(-1)).view(-1, 3, C)
+    w = fragments.bary.reshape(B * H * W, 3).index_select(0, lin).to(attributes.dtype)
+    out_vals = torch.bmm(w.unsqueeze(1), vals).squeeze(1)
+    out = torch.zeros((B * H * W, C), dtype=out_vals.dtype, device=attributes.device)
+    return out.index_copy(0, lin, out_vals).view(B, H, W, C)
