@@ -46,9 +46,9 @@ def reference_params(reference_arrays):
     return params
 
 
-@pytest.fixture(autouse=True)
-def _single_intra_op_thread():
-    """Run these small-tensor tests on one torch thread.
+@pytest.fixture
+def single_torch_thread():
+    """Run small-tensor tests on one torch thread (opt in: ``pytestmark = pytest.mark.usefixtures(...)``).
 
     Measured on the shared 2-core machine under load: ops on ~3e4 elements cross torch's
     parallel grain size and each waits on a descheduled OpenMP thread, making a 200-vertex

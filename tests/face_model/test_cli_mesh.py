@@ -19,6 +19,8 @@ from scipy.spatial.transform import Rotation
 from cli import main
 from rig.io.obj import read_obj
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -8,6 +8,8 @@ import torch
 
 from rig.face_model import load_face_model
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 REFERENCE_CASES = range(4)  # the cases stored in reference_forward.npz
 
 

@@ -20,6 +20,8 @@ from rig.face_model import load_face_model
 from rig.face_model.flame_pkl import (load_dynamic_embedding, load_flame_pickle, load_static_embedding,
                                       flame_data_from_pickle)
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def test_fixture_arrays_come_back_with_flame_layout(flame_pkl):
     d = load_flame_pickle(flame_pkl)

@@ -10,6 +10,8 @@ import torch
 
 from rig.face_model.landmarks import contour_bin, head_yaw
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def test_landmarks_are_barycentric_points_of_the_posed_mesh(flame_model64, reference_params):
     p = reference_params(3, flame_model64)

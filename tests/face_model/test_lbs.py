@@ -13,6 +13,8 @@ from rig.face_model import RigParams
 from rig.face_model.lbs import (axis_angle_to_matrix, blend_shapes, pose_features, regress_joints,
                                 rigid_transforms, skin_vertices)
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_rodrigues_matches_scipy(dtype):

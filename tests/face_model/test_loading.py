@@ -11,6 +11,8 @@ from rig.face_model import FaceModelData, load_face_model
 from rig.face_model.loading import load_face_model_data
 from rig.paths import checkpoints_dir, default_head_path, repo_root
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def test_rig_npz_round_trip_of_a_flame_model_poses_identically(tmp_path, flame_pkl, reference_params):
     data = load_face_model_data(flame_pkl)

@@ -14,6 +14,8 @@ from rig.errors import InputError, ShapeError
 from rig.face_model import RigParams, params_from_flags
 from rig.face_model.params import euler_to_axis_angle
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def random_params(batch: int, n_shape: int = 4, n_expr: int = 3, seed: int = 0) -> RigParams:
     g = torch.Generator().manual_seed(seed)

@@ -13,6 +13,8 @@ from rig.face_model.presets import (PresetSolverConfig, PresetTarget, mirror_ind
                                     solve_landmark_target)
 from rig.paths import default_head_path
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def posed_landmarks(model, expression, jaw_pose) -> np.ndarray:
     p = model.zero_params()
