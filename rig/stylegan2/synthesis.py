@@ -27,7 +27,7 @@ from rig.errors import InputError, ShapeError
 from rig.stylegan2.config import SynthesisConfig
 from rig.stylegan2.layers import Conv2dLayer, FullyConnectedLayer
 from rig.stylegan2.ops.bias_act import activation_spec, bias_act
-from rig.stylegan2.ops.modconv import modulated_conv2d_fast, modulated_conv2d_ref
+from rig.stylegan2.ops.modconv import WeightCache, modulated_conv2d_fast, modulated_conv2d_ref
 from rig.stylegan2.ops.upfirdn2d import setup_filter, upsample2d
 
 NOISE_MODES = ("random", "const", "none")
@@ -74,15 +74,7 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-
-    def _weight_sq(self) -> torch.Tensor:
-        """sum over the kernel of weight**2, (out, in); cached until the weight changes (inference only)."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
-        cached = self.__dict__.get("_weight_sq_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, self.weight.detach().square().sum(dim=[2, 3]))
-            self.__dict__["_weight_sq_cache"] = cached
-        return cached[1]
+        self._weight_cache = WeightCache()  # inference-only derived tensors, not part of the state
 
     def _noise(self, x, noise_mode, generator):
         if noise_mode not in NOISE_MODES:
@@ -112,7 +104,7 @@ class SynthesisLayer(nn.Module):
             return modulated_conv2d_fast(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                                          resample_filter=self.resample_filter, flip_weight=flip_weight,
                                          bias=self.bias, act=self.activation, gain=act_gain, clamp=act_clamp,
-                                         weight_sq=self._weight_sq() if weight is self.weight else None)
+                                         cache=self._weight_cache if weight is self.weight else None)
         y = modulated_conv2d_ref(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                                  resample_filter=self.resample_filter, flip_weight=flip_weight,
                                  fused_modconv=fused_modconv)
@@ -137,11 +129,24 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True, impl: str = "auto") -> torch.Tensor:
         fast = _use_fast(impl, x, w, self.weight)
         styles = self.affine(w, impl=impl) * self.weight_gain
+        if fast and self.weight.shape[2:] == (1, 1):
+            return _torgb_fast(x, self.weight, styles, self.bias, self.conv_clamp)
         if fast:
             return modulated_conv2d_fast(x, self.weight, styles, demodulate=False, bias=self.bias,
                                          clamp=self.conv_clamp)
         y = modulated_conv2d_ref(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(y, self.bias.to(y.dtype), clamp=self.conv_clamp, impl="ref")
+
+
+def _torgb_fast(x, weight, styles, bias, clamp):
+    """1x1 modulated conv without demodulation as (N, H*W, Cin) @ (N, Cin, Cout) on channels-last pixels."""
+    n, cin, h, w = x.shape
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, cin)  # a view for channels-last x
+    wmod = (weight[:, :, 0, 0].to(x.dtype).unsqueeze(0) * styles.to(x.dtype).unsqueeze(1)).transpose(1, 2)
+    y = torch.baddbmm(bias.to(x.dtype).reshape(1, 1, -1), pixels, wmod)
+    if clamp is not None:
+        y = y.clamp_(-clamp, clamp)
+    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)
 
 
 class SynthesisBlock(nn.Module):

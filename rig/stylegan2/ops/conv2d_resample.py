@@ -91,18 +91,13 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         else:
             w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
             w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
-        px0 -= kw - 1
-        px1 -= kw - up
-        py0 -= kh - 1
-        py1 -= kh - up
-        pxt = max(min(-px0, -px1), 0)
-        pyt = max(min(-py0, -py1), 0)
+        pxt, pyt, (px0, px1, py0, py1) = _transposed_geometry(kw, kh, up, (px0, px1, py0, py1))
         x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight, channels_last=fast)
         if down > 1:
-            x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
+            x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], gain=up ** 2,
                           flip_filter=flip_filter, impl=impl)
             return apply_epilogue(upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl), epilogue)
-        return _final_fir(x, f, 1, [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], up ** 2, flip_filter, impl, epilogue)
+        return _final_fir(x, f, 1, [px0, px1, py0, py1], up ** 2, flip_filter, impl, epilogue)
 
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         return apply_epilogue(_conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
@@ -113,6 +108,28 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
     return apply_epilogue(x, epilogue)
+
+
+def _transposed_geometry(kw, kh, up, pads):
+    """For an up-sampling conv with total padding ``pads`` (after the up/FIR bookkeeping): the
+    transposed convolution's own padding (pxt, pyt) and the FIR padding that follows it."""
+    px0, px1, py0, py1 = pads
+    px0 -= kw - 1
+    px1 -= kw - up
+    py0 -= kh - 1
+    py1 -= kh - up
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    return pxt, pyt, (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt)
+
+
+def up_conv_geometry(kw: int, kh: int, f: torch.Tensor, up: int, padding) -> tuple[int, int, tuple]:
+    """(pxt, pyt, fir_padding) of ``conv2d_resample(up=up, down=1)``: a stride-``up`` transposed conv
+    with padding (pyt, pxt), then the FIR ``f`` (gain up**2) with ``fir_padding``."""
+    fw, fh = filter_size(f)
+    px0, px1, py0, py1 = parse_padding(padding)
+    pads = (px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2)
+    return _transposed_geometry(kw, kh, up, pads)
 
 
 def _final_fir(x, f, up, padding, gain, flip_filter, impl, epilogue):

@@ -21,9 +21,34 @@ with the reference to float32 rounding.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from rig.errors import InputError, ShapeError
-from rig.stylegan2.ops.conv2d_resample import conv2d_resample
+from rig.stylegan2.ops.conv2d_resample import conv2d_resample, up_conv_geometry
+from rig.stylegan2.ops.fused import Epilogue, apply_epilogue, fir_epilogue
+from rig.stylegan2.ops.upfirdn2d import separable_taps
+
+# Inputs with at most this many pixels (batch * H * W) run as im2col / col2im + one GEMM on the
+# untouched weight: at low resolution the weight is far larger than the activations, and the
+# oneDNN path would re-copy the (modulated) weight on every call. Measured (contended 2-core
+# machine) to help at 4x4 / 8x8 inputs and to lose from 16x16 up.
+GEMM_MAX_PIXELS = 64
+
+
+class WeightCache:
+    """Weight-derived tensors a layer reuses across inference calls; dropped when the weight changes."""
+
+    def __init__(self):
+        self._key = None
+        self._items: dict[str, torch.Tensor] = {}
+
+    def get(self, weight: torch.Tensor, name: str, make) -> torch.Tensor:
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, tuple(weight.shape))
+        if key != self._key:
+            self._key, self._items = key, {}
+        if name not in self._items:
+            self._items[name] = make(weight.detach())
+        return self._items[name]
 
 
 def _check(x, weight, styles):
@@ -96,25 +121,54 @@ def modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0,
 
 def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
                           demodulate=True, flip_weight=True, bias=None, act="linear", alpha=None, gain=1.0,
-                          clamp=None, weight_sq: torch.Tensor | None = None):
+                          clamp=None, cache: WeightCache | None = None):
     """Inference path, including the layer's tail: ``clamp(act(modconv(x) + noise + bias) * gain)``.
 
     Batch 1 runs one plain convolution with styles and demodulation folded into the weight; larger
     batches scale the input by the styles, convolve with the shared weight and pass the
     demodulation factors to the fused epilogue as a per-sample channel scale. The resampling FIR,
     noise, bias, activation, gain and clamp then run as one fused kernel (``fused.fir_epilogue``).
-    ``noise`` broadcasts as (H', W') or (N, 1, H', W'). ``weight_sq`` = ``weight.square().sum([2, 3])``
-    (Cout, Cin) if the caller has it cached. Batch 1 folds the styles into whichever is smaller, the
-    weight or the input activations. Returns channels-last (N, Cout, H', W').
+    ``noise`` broadcasts as (H', W') or (N, 1, H', W'). ``cache`` (owned by the layer) keeps
+    weight-derived tensors between calls. Batch 1 folds the styles into whichever is smaller, the
+    weight or the input activations; small inputs use an im2col + GEMM path on the unmodified
+    weight. Returns channels-last (N, Cout, H', W').
     """
-    from rig.stylegan2.ops.fused import Epilogue
-
     _check(x, weight, styles)
     batch = x.shape[0]
+    def cached(name, make):
+        return cache.get(weight, name, make) if cache is not None else make(weight.detach())
+
     dcoefs = None
     if demodulate:
-        wsq = weight_sq if weight_sq is not None else weight.square().sum(dim=[2, 3])
+        wsq = cached("sq", lambda w: w.square().sum(dim=[2, 3]))
         dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # (N, Cout)
+    out_channels, in_channels, kh, kw = weight.shape
+    if noise is not None:
+        noise = noise.reshape(-1, *noise.shape[-2:])
+    epilogue = Epilogue(scale=dcoefs, noise=noise, bias=bias, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    gemm_ok = (x.device.type == "cpu" and x.dtype == torch.float32 and down == 1 and kh == kw and kh % 2 == 1
+               and padding == kh // 2 and batch * x.shape[2] * x.shape[3] <= GEMM_MAX_PIXELS
+               and ((up == 1 and flip_weight) or (up > 1 and not flip_weight and resample_filter is not None)))
+    if gemm_ok:
+        xs = (x * styles.to(x.dtype).reshape(batch, -1, 1, 1)).contiguous()
+        h, w_ = x.shape[2:]
+        if up == 1:
+            cols = F.unfold(xs, kh, padding=padding)  # (N, Cin*k*k, H*W)
+            y = torch.matmul(weight.reshape(out_channels, -1), cols).reshape(batch, out_channels, h, w_)
+            return apply_epilogue(y, epilogue)
+        pxt, pyt, fir_pad = up_conv_geometry(kw, kh, resample_filter, up, padding)
+        # Transposed conv = GEMM to per-tap columns, then col2im (fold) with stride ``up``.
+        kt = cached("taps_x_cin", lambda w: w.permute(0, 2, 3, 1).reshape(out_channels * kh * kw, in_channels)
+                    .contiguous())
+        cols = torch.matmul(kt, xs.reshape(batch, in_channels, h * w_))  # (N, Cout*k*k, H*W)
+        out_size = ((h - 1) * up + kh - 2 * pyt, (w_ - 1) * up + kw - 2 * pxt)
+        y = F.fold(cols, out_size, kh, stride=up, padding=(pyt, pxt))
+        taps = separable_taps(resample_filter, False, up ** 2)
+        if taps is None:
+            return conv2d_resample(xs, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
+                                   flip_weight=flip_weight, impl="fast", epilogue=epilogue)
+        return fir_epilogue(y, taps[0], taps[1], padding=fir_pad, **epilogue.kwargs())
+
     if batch == 1 and weight.numel() <= x[0].numel():
         # One pass over the weight: w[o, i] * s[i] * d[o].
         per_oi = styles.reshape(1, -1) if dcoefs is None else dcoefs.reshape(-1, 1) * styles.reshape(1, -1)
@@ -124,8 +178,6 @@ def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         w = weight
         scale = dcoefs
-    if noise is not None:
-        noise = noise.reshape(-1, *noise.shape[-2:])
     epilogue = Epilogue(scale=scale, noise=noise, bias=bias, act=act, alpha=alpha, gain=gain, clamp=clamp)
     return conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
                            flip_weight=flip_weight, impl="fast", epilogue=epilogue)

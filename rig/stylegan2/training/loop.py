@@ -153,7 +153,9 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"{run_dir}: no snapshot to resume from")
         snap = read_snapshot(path)
-        cfg = TrainConfig.from_json(snap.meta["config"]).replace(**changes) if changes else TrainConfig.from_json(snap.meta["config"])
+        cfg = TrainConfig.from_json(snap.meta["config"])
+        if changes:
+            cfg = cfg.replace(**changes)
         trainer = cls(cfg, images, run_dir, **kw)
         trainer._load(snap)
         return trainer
