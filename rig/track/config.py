@@ -47,8 +47,8 @@ class TrackConfig:
     identity_frames: int = 24
     n_shape: int = 50
     n_expression: int = 50
-    iters_identity: int = 15
-    iters_window: int = 6
+    iters_identity: int = 10
+    iters_window: int = 4
     shape_prior: float = 1e-3
     expression_prior: float = 2e-4
     jaw_prior: float = 1e-3

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rig.track.landmarks import DlibLandmarkDetector
-from rig.track.sequence import (SOURCE_CROP_DETECT, SOURCE_FULL_DETECT, SOURCE_NONE, FollowConfig, RectifiedCrop,
+from rig.track.sequence import (SOURCE_CROP_DETECT, SOURCE_FULL_DETECT, SOURCE_NONE, SOURCE_TRACKED, FollowConfig,
+                                RectifiedCrop,
                                 follow_face, procrustes_residual, similarity_from_landmarks)
 from rig.track.synthetic import SimilarityTrajectory, astronaut_photo, render_clip, roll_swing, ASTRONAUT_FACE_CENTRE
 
@@ -59,7 +60,10 @@ def test_follower_tracks_roll_clip_every_frame(detector, photo_landmarks):
     clip = render_clip(astronaut_photo(), traj)
     track = follow_face(clip, detector)
     assert track.detected.all()
-    assert track.source[0] == SOURCE_FULL_DETECT and np.all(track.source[1:] == SOURCE_CROP_DETECT)
+    assert track.source[0] == SOURCE_FULL_DETECT
+    # With the default detect_every=2 the detector confirms every other frame; the rest are tracked.
+    assert np.all(np.isin(track.source[1:], [SOURCE_CROP_DETECT, SOURCE_TRACKED]))
+    assert (track.source == SOURCE_CROP_DETECT).sum() >= 14
     truth = traj.apply(photo_landmarks)
     err = np.sqrt(((track.landmarks - truth) ** 2).sum(-1))
     assert err.mean() < 1.5, f"mean landmark error {err.mean():.2f} px"
@@ -81,6 +85,12 @@ def test_blank_frames_are_flagged_and_face_is_found_again(detector, photo_landma
     expected = photo_landmarks - np.array(ASTRONAUT_FACE_CENTRE) + np.array([160.0 + 40.0, 160.0 + 10.0])
     err = np.sqrt(((track.landmarks[7:] - expected) ** 2).sum(-1)).mean()
     assert err < 1.5
+
+
+def test_detecting_every_frame_confirms_every_frame(detector):
+    traj = roll_swing(8, math.radians(10), width=320, height=320)
+    track = follow_face(render_clip(astronaut_photo(), traj), detector, FollowConfig(detect_every=1))
+    assert np.all(track.source[1:] == SOURCE_CROP_DETECT)
 
 
 def test_faceless_clip_gives_no_detections(detector):

@@ -151,7 +151,6 @@ def test_track_file_params_reload(tmp_path, detector, head):
     np.testing.assert_allclose(px, result.fit.landmarks_fit, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     """Renders of the default head with known parameters -> detector -> fit: pose comes back."""
     from rig.render.camera import PerspectiveCamera
@@ -172,7 +171,9 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     K = torch.tensor([[f, 0, W / 2], [0, f, W / 2], [0, 0, 1.0]])[None]
     camera = PerspectiveCamera(K, R, t, W, W)
     with torch.no_grad():
-        rgb = render_face(model, p, camera, RenderConfig(background=(0.3, 0.3, 0.35))).rgb.clamp(0, 1)
+        passes = render_face(model, p, camera, RenderConfig(background=(0.3, 0.3, 0.35)))
+    rgb = passes.rgb.clamp(0, 1)
+    true_lmk = passes.landmarks.double().numpy()
     srgb = torch.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb.pow(1 / 2.4) - 0.055)
     frames = (srgb * 255).round().to(torch.uint8).numpy()
     track = follow_face(frames, detector)
@@ -180,5 +181,11 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     fit = fit_landmarks(head, track.landmarks, track.detected, W, W, TrackConfig(focal_px=f))
     yaw_fit = fit.params.global_pose[:, 1].numpy()
     assert np.abs(yaw_fit - yaw.numpy()).max() < math.radians(5.0)
-    jaw_fit = fit.params.jaw_pose[:, 0].numpy()
-    assert np.corrcoef(jaw_fit, np.linspace(0.0, 0.2, T))[0, 1] > 0.9
+    # The rendered model's own landmarks are the truth for the fitted ones (dlib's idea of the
+    # points differs from the model's embedding by a pixel or two).
+    err = np.sqrt(((fit.landmarks_fit - true_lmk) ** 2).sum(-1))
+    assert err.mean() < 2.5, f"mean landmark error {err.mean():.2f} px"
+    # The mouth opens with the jaw (in the model it may open by jaw rotation or the jawOpen
+    # blendshape, so compare the inner-lip gap, 62 -> 66, not the jaw angle).
+    gap = fit.landmarks_fit[:, 66, 1] - fit.landmarks_fit[:, 62, 1]
+    assert np.corrcoef(gap, np.linspace(0.0, 0.2, T))[0, 1] > 0.9
