@@ -349,6 +349,9 @@ def track_cmd(video, output, face_model, overlay, start, end, smooth, focal, cam
         missing = np.flatnonzero(~lt.detected) + first
         shown = ", ".join(str(i) for i in missing[:20]) + (" ..." if len(missing) > 20 else "")
         click.echo(f"warning: no face in {n - found} frame(s), interpolated and flagged (detected=False): {shown}")
+    if result.truncated:
+        click.echo(f"warning: {video} stops decoding before its declared end (damaged or cut file); "
+                   f"tracked the {n} frames that decode")
     click.echo(f"wrote {output}")
     if overlay:
         write_overlay(overlay, result, model)

@@ -139,6 +139,14 @@ class VideoReader:
         n_frames = int(stream.frames or 0)
         if n_frames <= 0:
             n_frames = self._count_packets()
+        # What the header's duration promises: a streamable file cut short still opens and its
+        # packets can be counted, but it falls short of its declared duration.
+        duration_s = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration_s = self._container.duration / 1e6
+        self._expected_frames = max(n_frames, int(round(duration_s * float(rate))) if duration_s else 0)
         codec = stream.codec_context.name
         return VideoInfo(self.path, int(width), int(height), float(rate), n_frames, rotation, codec)
 
@@ -241,7 +249,9 @@ class VideoReader:
             index += 1
         if yielded == 0:
             raise InputError(f"{self.path}: no decodable frame in range start={self.start}, end={self.end}")
-        if index < self.info.n_frames and (self.end is None or index < self.end):
+        expected = max(self.info.n_frames, getattr(self, "_expected_frames", 0))
+        if index < expected - 1 and (self.end is None or index < self.end):
+            # One frame of slack: durations are rounded to whole frames.
             self.truncated = True
 
     # ------------------------------------------------------------------ lifetime

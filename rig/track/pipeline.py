@@ -48,6 +48,7 @@ class ClipTrack:
         fps: frames per second of the source. frame_start: index of the first tracked frame.
         source: the video path. face_model: how the face model was named.
         timings: seconds spent in ``landmarks`` and ``fit``.
+        truncated: the video stopped decoding before its declared end (damaged / cut file).
     """
 
     fit: FitResult
@@ -57,6 +58,7 @@ class ClipTrack:
     source: str
     face_model: str
     timings: dict
+    truncated: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -105,7 +107,7 @@ def track_video(path: str | os.PathLike, face_model: FaceModel, config: TrackCon
                             progress=bar.update)
     t2 = time.perf_counter()
     return ClipTrack(fit, track, info.fps, int(start), str(path), face_model_name,
-                     {"landmarks": t1 - t0, "fit": t2 - t1})
+                     {"landmarks": t1 - t0, "fit": t2 - t1}, truncated=reader.truncated)
 
 
 def track_arrays(result: ClipTrack) -> dict[str, np.ndarray]:

@@ -134,3 +134,46 @@ def test_missing_file_and_empty_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no images"):
         VideoReader(empty)
+
+
+def _write_with_pyav(path, clip, codec: str, fmt: str, fps: int = 25) -> None:
+    """Write a clip in another container / codec than rig's writer produces (test input only)."""
+    import av
+
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+        for frame in clip:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("codec,fmt,suffix", [("libvpx-vp9", "webm", ".webm"), ("mpeg4", "matroska", ".mkv"),
+                                              ("libx264", "matroska", ".mkv")])
+def test_reads_other_containers_and_codecs(tmp_path, codec, fmt, suffix):
+    clip = _pattern_clip(8, 48, 64)
+    path = tmp_path / f"clip{suffix}"
+    _write_with_pyav(path, clip, codec, fmt)
+    info = read_video_info(path)
+    assert (info.width, info.height, info.n_frames) == (64, 48, 8)
+    assert info.fps == pytest.approx(25.0)
+    back = read_frames(path)
+    assert back.shape == clip.shape
+    assert np.abs(back.astype(float) - clip).mean() < 6.0
+
+
+def test_truncated_streamable_file_yields_good_frames_and_flags_it(tmp_path):
+    clip = _pattern_clip(40, 64, 64)
+    full = tmp_path / "full.mkv"
+    _write_with_pyav(full, clip, "mpeg4", "matroska")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    with VideoReader(cut) as reader:
+        frames = list(reader)
+        assert 0 < len(frames) < 40
+        assert reader.truncated
+    # The frames that did decode are the clip's first frames.
+    assert np.abs(np.stack(frames).astype(float) - clip[: len(frames)]).mean() < 6.0

@@ -97,3 +97,15 @@ def test_faceless_clip_gives_no_detections(detector):
     clip = np.random.default_rng(0).integers(0, 255, (4, 120, 160, 3), dtype=np.uint8)
     track = follow_face(clip, detector)
     assert not track.detected.any() and np.isnan(track.landmarks).all()
+
+
+def test_small_face_found_by_upsampling_and_followed(detector, photo_landmarks):
+    # Face box ~45 px: below dlib's 80 px HOG window, found only in the upsampled search; the
+    # rectified crop then enlarges it for every later frame.
+    traj = SimilarityTrajectory(np.zeros(6), np.full(6, 0.5), np.zeros((6, 2)), ASTRONAUT_FACE_CENTRE, 200, 160)
+    clip = render_clip(astronaut_photo(), traj)
+    assert detector.detect(clip[0]) == []
+    track = follow_face(clip, detector)
+    assert track.detected.all()
+    truth = traj.apply(photo_landmarks)
+    assert np.sqrt(((track.landmarks - truth) ** 2).sum(-1)).mean() < 1.5
