@@ -9,9 +9,11 @@ regularised (Tikhonov) least squares:
     min_{e, a}  sum_i w_i |L_i(e, a) - L_i(0, 0) - IOD * d_i|^2 + lam_e |e|^2 + lam_a a^2
 
 where ``L(e, a)`` are the landmarks of the neutral-identity head with expression ``e`` and the jaw
-rotated by ``a`` about its x axis. Landmarks are linear in ``e`` for a closed jaw; the jaw makes the
-problem mildly non-linear, so a few Gauss-Newton steps are taken with the autograd Jacobian. The
-regularisers are scaled to the Jacobian's own magnitude so the same settings fit any model.
+rotated by ``a`` about its x axis. For a fixed jaw angle the landmarks are affine in ``e``; the jaw
+makes the problem mildly non-linear, so a few Gauss-Newton steps are taken, each with a Jacobian
+from one batched forward pass of a landmark-only submodel (exact unit differences in ``e``, a
+central difference in ``a``) and a bounded linear least-squares solve. The regularisers are scaled
+to the Jacobian's own magnitude so the same settings fit any model.
 
 Horizontal targets are given as "outward" (away from the face's midline) so that a preset means
 the same on every model: the side of each landmark is read from the model's own neutral landmarks.
