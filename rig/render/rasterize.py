@@ -82,9 +82,8 @@ def _check_inputs(screen: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
     return screen, faces
 
 
-def rasterize_visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSettings):
-    """The non-differentiable visibility pass: (pix_to_face, bary, depth) float64, see ``rasterize``."""
-    screen, faces = _check_inputs(screen, faces)
+def _visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSettings):
+    """(pix_to_face, bary, depth, kernel module or None if the reference ran)."""
     impl = settings.impl
     if impl not in ("auto", "cpp", "ref"):
         raise InputError(f"rasterize: impl must be 'auto', 'cpp' or 'ref', got {impl!r}")
@@ -93,11 +92,45 @@ def rasterize_visibility(screen: torch.Tensor, faces: torch.Tensor, settings: Ra
 
         ext = rasterize_cpp.load_kernel(required=(impl == "cpp"))
         if ext is not None:
-            return rasterize_cpp.rasterize_visibility_cpp(ext, screen, faces, settings)
+            return (*rasterize_cpp.rasterize_visibility_cpp(ext, screen, faces, settings), ext)
     elif impl == "cpp":
         raise InputError(f"rasterize: impl='cpp' needs CPU tensors, got device {screen.device}")
-    return rasterize_visibility_ref(screen, faces, settings.height, settings.width, settings.perspective,
-                                    settings.cull_backfaces, settings.near)
+    return (*rasterize_visibility_ref(screen, faces, settings.height, settings.width, settings.perspective,
+                                      settings.cull_backfaces, settings.near), None)
+
+
+def rasterize_visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSettings):
+    """The non-differentiable visibility pass: (pix_to_face, bary, depth) float64, see ``rasterize``."""
+    screen, faces = _check_inputs(screen, faces)
+    return _visibility(screen, faces, settings)[:3]
+
+
+class _KernelBarycentrics(torch.autograd.Function):
+    """Barycentrics / depth from the C++ visibility pass, with the C++ analytic backward
+    (``rasterize_backward``): the same derivative as ``barycentrics_from_faces`` (tested), without
+    its chain of per-pixel torch ops. First-order only."""
+
+    @staticmethod
+    def forward(ctx, screen, faces, pix_to_face, bary64, depth64, perspective, ext):
+        ctx.save_for_backward(screen, faces, pix_to_face, bary64, depth64)
+        ctx.perspective, ctx.ext = perspective, ext
+        return bary64.to(screen.dtype), depth64.to(screen.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_bary, grad_depth):
+        screen, faces, pix_to_face, bary64, depth64 = ctx.saved_tensors
+        B = pix_to_face.shape[0]
+        if grad_bary is None:
+            grad_bary = torch.zeros_like(bary64)
+        if grad_depth is None:
+            grad_depth = torch.zeros_like(depth64)
+        grad = ctx.ext.rasterize_backward(screen.detach().expand(B, -1, -1), faces, pix_to_face, bary64, depth64,
+                                          grad_bary, grad_depth, ctx.perspective)
+        grad = grad.to(screen.dtype)
+        if screen.shape[0] != B:
+            grad = grad.sum(dim=0, keepdim=True)
+        return grad, None, None, None, None, None, None
 
 
 def covered_pixels(pix_to_face: torch.Tensor):
@@ -155,12 +188,17 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSetting
         pixel centres at half-integers) and camera depth in metres, e.g. ``camera.project(x).screen()``.
     faces: (F, 3) int vertex indices.
     Returns ``Fragments`` (see there). With grad enabled and ``screen.requires_grad``, bary and
-    depth are recomputed differentiably (``barycentrics_from_faces``).
+    depth carry gradients w.r.t. ``screen``: through the C++ kernel's analytic backward when the
+    kernel ran (first-order only), else recomputed with torch ops (``barycentrics_from_faces``,
+    differentiable to any order).
     """
     screen, faces = _check_inputs(screen, faces)
-    pix_to_face, bary, depth = rasterize_visibility(screen, faces, settings)
+    pix_to_face, bary, depth, ext = _visibility(screen, faces, settings)
     if torch.is_grad_enabled() and screen.requires_grad:
-        bary, depth = barycentrics_from_faces(screen, faces, pix_to_face, settings.perspective)
+        if ext is not None and hasattr(ext, "rasterize_backward"):
+            bary, depth = _KernelBarycentrics.apply(screen, faces, pix_to_face, bary, depth, settings.perspective, ext)
+        else:
+            bary, depth = barycentrics_from_faces(screen, faces, pix_to_face, settings.perspective)
     else:
         bary, depth = bary.to(screen.dtype), depth.to(screen.dtype)
     return Fragments(pix_to_face, bary, depth)

@@ -186,6 +186,103 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor screen, at::Tensor faces, i
   return {p2f, bary, depth};
 }
 
+// Gradient of the per-pixel barycentrics and depth (as rasterize_forward computes them for the
+// given triangle ids) with respect to the screen vertices. With w_k the edge functions,
+// A = w0 + w1 + w2, perspective: r_k = w_k / z_k, R = sum r_k, bary_k = r_k / R, depth = A / R;
+// orthographic: bary_k = w_k / A, depth = sum bary_k z_k. Background pixels are skipped.
+// Each thread accumulates into its own copy of the gradient, summed at the end.
+at::Tensor rasterize_backward(at::Tensor screen, at::Tensor faces, at::Tensor pix_to_face, at::Tensor bary,
+                              at::Tensor depth, at::Tensor grad_bary, at::Tensor grad_depth, bool perspective) {
+  screen = screen.to(at::kCPU, at::kDouble).contiguous();
+  faces = faces.to(at::kCPU, at::kLong).contiguous();
+  pix_to_face = pix_to_face.contiguous();
+  bary = bary.to(at::kDouble).contiguous();
+  depth = depth.to(at::kDouble).contiguous();
+  grad_bary = grad_bary.to(at::kDouble).contiguous();
+  grad_depth = grad_depth.to(at::kDouble).contiguous();
+  const int64_t B = screen.size(0), V = screen.size(1);
+  const int64_t H = pix_to_face.size(1), W = pix_to_face.size(2);
+  TORCH_CHECK(pix_to_face.size(0) == B, "batch mismatch");
+  const int n_threads = std::max(1, at::get_num_threads());
+  std::vector<double> partial(size_t(n_threads) * B * V * 3, 0.0);
+  const double* S = screen.data_ptr<double>();
+  const int64_t* fc = faces.data_ptr<int64_t>();
+  const int64_t* P = pix_to_face.data_ptr<int64_t>();
+  const double* BA = bary.data_ptr<double>();
+  const double* D = depth.data_ptr<double>();
+  const double* GB = grad_bary.data_ptr<double>();
+  const double* GD = grad_depth.data_ptr<double>();
+  at::parallel_for(0, B * H, 16, [&](int64_t r0, int64_t r1) {
+    double* acc = partial.data() + size_t(at::get_thread_num()) * B * V * 3;
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t b = row / H, i = row % H;
+      const double py = double(i) + 0.5;
+      for (int64_t j = 0; j < W; ++j) {
+        const int64_t p = row * W + j;
+        const int64_t f = P[p];
+        if (f < 0) continue;
+        const double px = double(j) + 0.5;
+        const int64_t vid[3] = {fc[3 * f], fc[3 * f + 1], fc[3 * f + 2]};
+        double x[3], y[3], z[3];
+        for (int k = 0; k < 3; ++k) {
+          const double* v = S + (b * V + vid[k]) * 3;
+          x[k] = v[0]; y[k] = v[1]; z[k] = v[2];
+        }
+        double w[3];
+        for (int k = 0; k < 3; ++k) {
+          const int a = (k + 1) % 3, c = (k + 2) % 3;
+          w[k] = (x[a] - px) * (y[c] - py) - (x[c] - px) * (y[a] - py);
+        }
+        const double A = w[0] + w[1] + w[2];
+        const double* bk = BA + 3 * p;
+        const double* gb = GB + 3 * p;
+        const double gd = GD[p];
+        double gw[3], gz[3];
+        if (perspective) {
+          double r[3], R = 0.0;
+          for (int k = 0; k < 3; ++k) { r[k] = w[k] / z[k]; R += r[k]; }
+          const double dot = gb[0] * bk[0] + gb[1] * bk[1] + gb[2] * bk[2];
+          const double d = D[p];
+          const double gA = gd / R;
+          for (int k = 0; k < 3; ++k) {
+            const double gr = (gb[k] - dot - gd * d) / R;
+            gw[k] = gr / z[k] + gA;
+            gz[k] = -gr * r[k] / z[k];
+          }
+        } else {
+          double g[3];
+          for (int k = 0; k < 3; ++k) g[k] = gb[k] + gd * z[k];
+          const double dot = g[0] * bk[0] + g[1] * bk[1] + g[2] * bk[2];
+          for (int k = 0; k < 3; ++k) { gw[k] = (g[k] - dot) / A; gz[k] = gd * bk[k]; }
+        }
+        double gx[3] = {0, 0, 0}, gy[3] = {0, 0, 0};
+        for (int k = 0; k < 3; ++k) {
+          // w_k = (xa - px)(yc - py) - (xc - px)(ya - py) with a = k+1, c = k+2
+          const int a = (k + 1) % 3, c = (k + 2) % 3;
+          gx[a] += gw[k] * (y[c] - py);
+          gy[a] -= gw[k] * (x[c] - px);
+          gx[c] -= gw[k] * (y[a] - py);
+          gy[c] += gw[k] * (x[a] - px);
+        }
+        for (int k = 0; k < 3; ++k) {
+          double* o = acc + (b * V + vid[k]) * 3;
+          o[0] += gx[k]; o[1] += gy[k]; o[2] += gz[k];
+        }
+      }
+    }
+  });
+  auto grad = at::zeros({B, V, 3}, at::kDouble);
+  double* G = grad.data_ptr<double>();
+  const int64_t n = B * V * 3;
+  for (int t = 0; t < n_threads; ++t) {
+    const double* src = partial.data() + size_t(t) * n;
+    for (int64_t k = 0; k < n; ++k) G[k] += src[k];
+  }
+  return grad;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rasterize_forward", &rasterize_forward, "rig visibility pass (see rasterize_ref.py)");
+  m.def("rasterize_backward", &rasterize_backward,
+        "gradient of per-pixel barycentrics/depth w.r.t. screen vertices (see rasterize.py)");
 }
