@@ -26,6 +26,9 @@ class WorldConfig:
         expr_neutral: probability of a fully neutral expression.
         jaw_open_max: jaw opening (rotation about x) drawn uniformly in [0, jaw_open_max] ...
         jaw_open_prob: ... with this probability, else 0.
+        preset_prob: probability that an image starts from a named expression preset
+            (``rig.face_model.presets``: smile, surprise, blink, ...) at strength U(0.5, 1), with the
+            random units added on top at half their usual rate.
     Pose:
         yaw_max, pitch_max, roll_max: head angles drawn uniformly in +-max (relative to the camera).
         neck_share: fraction range of the head rotation carried by the neck joint (the rest by the root).
@@ -48,6 +51,7 @@ class WorldConfig:
     expr_neutral: float = 0.15
     jaw_open_max: float = 0.35
     jaw_open_prob: float = 0.4
+    preset_prob: float = 0.3
 
     yaw_max: float = 0.6108652381980153     # 35 degrees
     pitch_max: float = 0.3490658503988659   # 20 degrees

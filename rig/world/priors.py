@@ -47,8 +47,26 @@ def _sh_lighting(cfg: WorldConfig, rng: np.random.Generator) -> np.ndarray:
     return sh_from_lights(ambient, lights).numpy().astype(np.float32)
 
 
-def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expression_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """One image's parameters (a dict of arrays; see ``rig.world.sampler`` for the table's keys)."""
+def preset_table(face_model) -> dict[str, tuple[np.ndarray, float]]:
+    """Every expression preset of ``face_model`` as (expression (E,) float32, jaw opening radians)."""
+    from rig.face_model.presets import expression_preset, preset_names
+
+    table = {}
+    for name in preset_names():
+        if name == "neutral":
+            continue
+        expr, jaw = expression_preset(face_model, name)
+        table[name] = (expr.detach().cpu().numpy().astype(np.float32), float(jaw[0]))
+    return table
+
+
+def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expression_names: tuple[str, ...],
+                presets: dict[str, tuple[np.ndarray, float]] | None = None) -> dict[str, np.ndarray]:
+    """One image's parameters (a dict of arrays; see ``rig.world.sampler`` for the table's keys).
+
+    ``presets`` (from ``preset_table``) enables named expression presets; the key ``preset`` holds
+    the index of the drawn preset in ``sorted(presets)``, or -1.
+    """
     rng = np.random.default_rng([int(seed), int(index)])
     shape = np.zeros(n_shape, np.float32)
     k = min(cfg.n_shape, n_shape)
@@ -69,6 +87,15 @@ def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expressio
     jaw = np.zeros(3, np.float32)
     if rng.uniform() < cfg.jaw_open_prob:
         jaw[0] = rng.uniform(0, cfg.jaw_open_max)
+    preset = -1
+    if presets and rng.uniform() < cfg.preset_prob:
+        names = sorted(presets)
+        preset = int(rng.integers(len(names)))
+        strength = rng.uniform(0.5, 1.0)
+        p_expr, p_jaw = presets[names[preset]]
+        keep = rng.uniform(size=E) < 0.5  # half of the random units stay on top of the preset
+        expr = np.clip(strength * p_expr + np.where(keep, expr, 0), 0, 1).astype(np.float32)
+        jaw[0] = max(jaw[0] * 0.5, strength * p_jaw)
 
     ypr = np.array([rng.uniform(-cfg.yaw_max, cfg.yaw_max), rng.uniform(-cfg.pitch_max, cfg.pitch_max),
                     rng.uniform(-cfg.roll_max, cfg.roll_max)])
@@ -85,7 +112,7 @@ def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expressio
     hair_rgb = HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))] * rng.uniform(0.8, 1.2)
     bg = cfg.background_kinds[int(rng.integers(len(cfg.background_kinds)))]
     return {
-        "seed": np.int64(seed),
+        "seed": np.int64(seed), "preset": np.int64(preset),
         "shape": shape, "expression": expr, "global_pose": root.astype(np.float32), "neck_pose": neck.astype(np.float32),
         "jaw_pose": jaw, "eye_pose": np.concatenate([gaze, gaze]).astype(np.float32),
         "translation": np.zeros(3, np.float32), "head_ypr": ypr.astype(np.float32),

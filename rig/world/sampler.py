@@ -18,7 +18,7 @@ import numpy as np
 from rig.errors import InputError
 from rig.world import dataset as wd
 from rig.world.config import WorldConfig
-from rig.world.priors import draw_params
+from rig.world.priors import draw_params, preset_table
 
 
 def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig = WorldConfig(),
@@ -31,6 +31,7 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
     from tqdm import tqdm
 
     from rig.face_model import load_face_model
+    from rig.face_model.presets import preset_names
     from rig.world.render import WorldRenderer
 
     cfg = cfg.validate()
@@ -39,15 +40,16 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
     model = load_face_model(face_model, dtype=torch.float32)
     info = {"resolution": cfg.resolution, "n_images": n, "seed": seed, "shard_size": shard_size,
             "face_model": str(face_model), "world_config": cfg.to_json(),
-            "expression_names": list(model.expression_names)}
+            "expression_names": list(model.expression_names),
+            "preset_names": sorted(n for n in preset_names() if n != "neutral") if cfg.preset_prob > 0 else []}
     out = Path(out_dir)
     if (out / wd.INFO_FILE).exists():
         old = wd.read_info(out)
         for key in ("resolution", "n_images", "seed", "shard_size", "face_model", "world_config"):
             if old.get(key) != json.loads(json.dumps(info[key])):  # compare in JSON form (tuples -> lists)
                 raise InputError(f"{out}: holds a dataset with a different {key} ({old.get(key)!r}); choose another folder")
-        if "expression_names" not in old:
-            wd.write_info(out, dict(old, expression_names=info["expression_names"]))
+        if "expression_names" not in old or "preset_names" not in old:
+            wd.write_info(out, dict(old, expression_names=info["expression_names"], preset_names=info["preset_names"]))
     else:
         wd.write_info(out, info)
     n_shards = math.ceil(n / shard_size)
@@ -55,12 +57,13 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
     if not todo:
         return 0
     renderer = WorldRenderer(model, cfg)
+    presets = preset_table(model) if cfg.preset_prob > 0 and model.has_landmarks else None
     total = sum(min(shard_size, n - s * shard_size) for s in todo)
     done = 0
     with tqdm(total=total, unit="img", desc=f"world -> {out.name}", disable=not progress) as bar:
         for s in todo:
             indices = np.arange(s * shard_size, min(n, (s + 1) * shard_size))
-            rows = [draw_params(cfg, seed, int(i), model.n_shape, model.expression_names) for i in indices]
+            rows = [draw_params(cfg, seed, int(i), model.n_shape, model.expression_names, presets) for i in indices]
             images, lmks, frames = [], [], []
             for b in range(0, len(rows), batch):
                 img, lmk, fr = renderer.render(rows[b:b + batch])

@@ -43,6 +43,20 @@ def test_parameter_ranges_and_consistency():
     assert not np.array_equal(a["shape"], draw_params(cfg, 8, 3, 40, NAMES)["shape"])
 
 
+def test_presets_drawn_at_their_rate_and_bounded():
+    cfg = WorldConfig(preset_prob=0.5)
+    table = {"smile": (np.linspace(0, 1, 12).astype(np.float32), 0.1), "blink": (np.full(12, 0.4, np.float32), 0.0)}
+    rows = [draw_params(cfg, 1, i, 10, NAMES, table) for i in range(400)]
+    which = np.array([r["preset"] for r in rows])
+    assert set(which) == {-1, 0, 1} and abs((which >= 0).mean() - 0.5) < 0.08
+    smiles = [r for r in rows if r["preset"] == 1]  # sorted names: blink=0, smile=1
+    for r in smiles:
+        e = r["expression"]
+        assert e.min() >= 0 and e.max() <= 1 and r["jaw_pose"][0] >= 0.05 - 1e-6  # strength >= 0.5 of 0.1 rad
+        assert e[-1] >= 0.5 - 1e-6  # the preset's last unit (1.0) at strength >= 0.5
+    assert all(r["preset"] == -1 for r in (draw_params(cfg, 1, i, 10, NAMES) for i in range(20)))
+
+
 def test_skin_tone_range_spans_light_to_dark():
     lum = [skin_albedo(t) @ np.array([0.2126, 0.7152, 0.0722]) for t in np.linspace(0, 1, 10)]
     assert lum[0] > lum[4] > lum[6] > lum[9]  # Monk 1 > 5 > 7 > 10 (swatches 2-3 are near-equal)
@@ -78,7 +92,7 @@ def default_model_available():
 
 
 def test_sampler_deterministic_across_shardings_and_resumes(tmp_path, default_model_available):
-    cfg = WorldConfig(resolution=16, supersample=1)
+    cfg = WorldConfig(resolution=16, supersample=1, preset_prob=0.0)  # presets: see the pure-function test
     sample_world(tmp_path / "a", 6, seed=5, cfg=cfg, shard_size=4, batch=4, progress=False)
     sample_world(tmp_path / "b", 6, seed=5, cfg=cfg, shard_size=3, batch=2, progress=False)
     a, b = wd.WorldDataset(tmp_path / "a"), wd.WorldDataset(tmp_path / "b")

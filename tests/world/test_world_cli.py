@@ -14,6 +14,7 @@ def _run(args):
     return result.output
 
 
+@pytest.mark.slow
 def test_sample_train_eval_on_tiny_world(tmp_path):
     try:
         from rig.face_model import load_face_model
