@@ -6,11 +6,13 @@ triangles: ``rig.render.primitives.flame_sized_mesh``), each framed by ``frame_h
 
     raster fwd   visibility pass + barycentrics/depth (``rasterize``, no grad)
     fwd+bwd      ``rasterize`` with grad, ``interpolate`` camera-space normals, sum, ``backward``
-                 (the backward is plain torch in both variants, so the ratio is smaller)
+                 (C++: analytic backward of the barycentrics; ref: torch autograd; the
+                 interpolation and its backward are the same torch code in both)
     render       ``render_mesh``: normals, albedo, SH shading, antialiasing (forward, C++ kernel)
 
-Times are milliseconds per frame, the best of ``--repeats`` runs (the median is printed too: the
-2 cores are shared with other jobs, so the best is the cleanest estimate of the code's own cost).
+Times are milliseconds per frame: the best wall time of ``--repeats`` runs, the median wall time,
+and the best process CPU time (with ``--threads 1`` that is the code's own cost even when other jobs
+share the cores; they only stretch the wall clock). Ratios use the best wall times.
 
     python benchmarks/render.py --threads 2 --sizes 256 512 1024
 """
@@ -26,14 +28,17 @@ import time
 import torch
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
+def timed(fn, repeats: int) -> tuple[float, float, float]:
+    """(best wall ms, median wall ms, best process-CPU ms). With one thread the CPU time is the
+    code's own cost even when other jobs share the cores (they stretch the wall clock only)."""
     fn()  # warm-up (kernel build, allocator)
-    ts = []
+    ts, cs = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t)
-    return min(ts) * 1e3, statistics.median(ts) * 1e3
+        cs.append(time.process_time() - c)
+    return min(ts) * 1e3, statistics.median(ts) * 1e3, min(cs) * 1e3
 
 
 def meshes():
@@ -97,13 +102,16 @@ def run(sizes, repeats, ref_repeats, threads):
 
 
 def _row_md(r) -> str:
+    def ratio(key):
+        return (f"{r[key + '_ref'][0] / r[key + '_cpp'][0]:.0f}x "
+                f"[{r[key + '_ref'][2] / max(r[key + '_cpp'][2], 1e-3):.0f}x]")
+
     def ms(key):
-        best, med = r[key]
-        return f"{best:.1f} ({med:.1f})"
+        best, med, cpu = r[key]
+        return f"{best:.1f} ({med:.1f}) [{cpu:.1f}]"
 
     return (f"| {r['mesh']} | {r['size']} | {100 * r['coverage']:.0f}% | {ms('fwd_cpp')} | {ms('fwd_ref')} | "
-            f"{r['fwd_ref'][0] / r['fwd_cpp'][0]:.0f}x | {ms('fwdbwd_cpp')} | {ms('fwdbwd_ref')} | "
-            f"{r['fwdbwd_ref'][0] / r['fwdbwd_cpp'][0]:.1f}x | {ms('render_cpp')} |")
+            f"{ratio('fwd')} | {ms('fwdbwd_cpp')} | {ms('fwdbwd_ref')} | {ratio('fwdbwd')} | {ms('render_cpp')} |")
 
 
 def main() -> None:
@@ -120,7 +128,8 @@ def main() -> None:
           "ratio | full render C++ ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = run(args.sizes, args.repeats, args.ref_repeats, args.threads)
-    print(f"\nms: best of runs (median in brackets); load average after: {os.getloadavg()[0]:.1f}")
+    print(f"\nms: best wall time of the runs (median wall) [best process CPU time]; "
+          f"load average after: {os.getloadavg()[0]:.1f}")
     if args.json:
         from rig.io.atomic import write_text_atomic
 
