@@ -189,3 +189,32 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     # blendshape, so compare the inner-lip gap, 62 -> 66, not the jaw angle).
     gap = fit.landmarks_fit[:, 66, 1] - fit.landmarks_fit[:, 62, 1]
     assert np.corrcoef(gap, np.linspace(0.0, 0.2, T))[0, 1] > 0.9
+
+
+def test_phone_style_rotation_tag_is_honoured(tmp_path, detector):
+    """Frames stored sideways + a 90 degree display tag: the tracker sees the face upright."""
+    from rig.track.pipeline import follow_video
+
+    traj = roll_swing(6, 0.0, width=240, height=240, scale=0.8)
+    upright = render_clip(astronaut_photo(), traj)
+    stored = np.stack([np.ascontiguousarray(np.rot90(f, k=-1)) for f in upright])  # turned clockwise
+    assert detector.detect(stored[0]) == []  # dlib's frontal detector cannot see it sideways
+    path = tmp_path / "phone.mp4"
+    write_video(path, stored, fps=30, rotation=90)
+    track, reader = follow_video(path, detector, TrackConfig(), progress=False)
+    assert reader.info.rotation == 90 and track.detected.all()
+
+
+def test_cli_start_end_select_seconds(tmp_path):
+    from cli import main
+
+    traj = roll_swing(20, 0.0, width=240, height=240, scale=0.8)
+    video = tmp_path / "c.mp4"
+    write_video(video, render_clip(astronaut_photo(), traj), fps=25)
+    out = tmp_path / "t.npz"
+    res = CliRunner().invoke(main, ["track", str(video), "-o", str(out), "--start", "0.2", "--end", "0.6",
+                                    "--camera", "weak_perspective"])
+    assert res.exit_code == 0, res.output
+    with np.load(out, allow_pickle=False) as z:
+        assert int(z["frame_start"]) == 5 and z["detected"].shape == (10,)
+        assert z["weak_perspective"].shape == (10, 3) and "K" not in z.files
