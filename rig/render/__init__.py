@@ -6,8 +6,12 @@ Stages (each testable alone): ``camera`` (world -> pixels + depth) -> ``rasteriz
 
 from rig.render.camera import (OrthographicCamera, PerspectiveCamera, Projection, frame_head,
                                intrinsics_from_fov, look_at)
+from rig.render.antialias import antialias
+from rig.render.passes import RenderConfig, RenderPasses, render_face, render_mesh, to_srgb
 from rig.render.rasterize import (Fragments, RasterSettings, barycentrics_from_faces, interpolate,
                                   rasterize)
+from rig.render.shading import (light_preset, sample_texture, sh_from_lights, sh_shading, shade_lambert,
+                                vertex_normals)
 
 
 
@@ -21,5 +25,7 @@ def kernel_status() -> dict[str, str]:
 
 __all__ = [
     "OrthographicCamera", "PerspectiveCamera", "Projection", "frame_head", "intrinsics_from_fov", "look_at",
-    "Fragments", "RasterSettings", "barycentrics_from_faces", "interpolate", "rasterize",
+    "Fragments", "RasterSettings", "barycentrics_from_faces", "interpolate", "rasterize", "antialias",
+    "RenderConfig", "RenderPasses", "render_face", "render_mesh", "to_srgb",
+    "light_preset", "sample_texture", "sh_from_lights", "sh_shading", "shade_lambert", "vertex_normals",
 ]
