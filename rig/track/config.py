@@ -33,7 +33,6 @@ class TrackConfig:
         contour_weight: weight of the 17 jaw-line landmarks (dlib's least reliable) vs the others.
         robust_scale: pseudo-Huber scale of the landmark error, in face radii.
         torch_threads: torch intra-op threads while fitting (None: leave torch's setting alone).
-        seed: for anything random (nothing is today; kept explicit for the future).
     Landmarks:
         follow: ``FollowConfig`` of the per-frame landmark follower.
     """
@@ -57,7 +56,6 @@ class TrackConfig:
     contour_weight: float = 0.5
     robust_scale: float = 0.1
     torch_threads: int | None = 1
-    seed: int = 0
     follow: FollowConfig = field(default_factory=FollowConfig)
 
     def __post_init__(self) -> None:

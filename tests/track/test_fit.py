@@ -150,3 +150,34 @@ def test_no_detection_and_bad_shapes_raise(flame):
         fit_landmarks(flame, np.zeros((5, 51, 2)), np.ones(5, bool), W, H)
     with pytest.raises(InputError):
         TrackConfig(camera="fisheye")
+
+
+def test_dynamic_contour_path_on_a_face_like_model():
+    """FLAME's 51 + yaw-binned contour layout, built from the default head (every bin = its jaw line).
+
+    Exercises the contour-bin code of the fit (bins fixed during finite differences, the blendshape
+    Jacobian through binned triangles) with the jaw-line points weighted, on a real face shape.
+    """
+    import dataclasses
+
+    from rig.face_model.loading import load_face_model_data
+    from rig.face_model.model import FaceModel
+
+    if not default_head_path().is_file():
+        pytest.skip("default head not built")
+    data = load_face_model_data("default")
+    flame_like = dataclasses.replace(
+        data, lmk_faces_idx=data.lmk_faces_idx[17:], lmk_bary_coords=data.lmk_bary_coords[17:],
+        dynamic_lmk_faces_idx=np.tile(data.lmk_faces_idx[:17], (79, 1)),
+        dynamic_lmk_bary_coords=np.tile(data.lmk_bary_coords[:17], (79, 1, 1))).validate("flame-like")
+    model = FaceModel(flame_like, torch.float64)
+    full = FaceModel(data, torch.float64)
+    T = 20
+    truth = _truth(model, T, 5, 10, 6, 0.2)
+    truth.expression.clamp_(min=0)
+    torch.testing.assert_close(model(truth).landmarks, full(truth).landmarks)  # same points, other layout
+    lmk = _perspective(400.0, 0.7).project(model(truth).landmarks).pixels.numpy()
+    res = fit_landmarks(model, lmk, np.ones(T, bool), W, H,
+                        TrackConfig(focal_px=400.0, smooth=0.0, shape_prior=1e-6, expression_prior=1e-6))
+    assert np.sqrt(((res.landmarks_fit - lmk) ** 2).sum(-1)).mean() < 0.3
+    assert (res.params.global_pose - truth.global_pose).abs().max() < 0.03
