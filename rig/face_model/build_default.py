@@ -17,7 +17,8 @@ Decisions (also written into the file's metadata):
       subject's left, +x).
     * Skinning: as in FLAME, the *neck* joint carries the head (``head`` + all facial bones +
       ``neck03``), ``neck02`` is split half/half, ``neck01`` and everything below go to *global*;
-      the jaw subtree (jaw, lower lip bones, tongue) to *jaw*; ``eye.L/R`` to the eyes.
+      the jaw subtree (jaw, lower lip bones, tongue) to *jaw*; ``eye.L/R`` to the eyes, and the
+      eyeball vertices rigidly (weight 1) to their eye joint.
     * Pose correctives: MakeHuman has none, so ``posedirs`` is zero (honest, not learned).
     * Identity: PCA over random MakeHuman characters (macro targets + local modifiers), each
       character re-expressed relative to its own root joint; 1 coefficient = 1 standard deviation.
@@ -254,6 +255,9 @@ def merged_lbs_weights(src: Sources, head_vertices: np.ndarray) -> np.ndarray:
             W[:, gi] += 0.5 * w
         else:
             W[:, gi] += w
+    # eyeballs turn rigidly with their joint (MPFB2 blends a few percent of 'head' into them)
+    for group, joint in (("helper-l-eye", li), ("helper-r-eye", ri)):
+        W[src.vertex_groups[group]] = np.eye(len(JOINT_NAMES))[joint]
     W = W[head_vertices]
     total = W.sum(axis=1, keepdims=True)
     missing = total[:, 0] <= 0
@@ -361,7 +365,7 @@ def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
     if (mirror < 0).any():
         raise InputError("the head cut is not left/right symmetric (a mirror partner fell outside it)")
 
-    regions = vertex_regions(src, sel, v_template, lbs_weights)
+    regions = vertex_regions(src, sel, v_template, lbs_weights, joints)
     vertex_part = np.zeros(head.size, dtype=np.int64)
     for i, g in enumerate(HELPER_GROUPS):
         vertex_part[np.isin(head, src.vertex_groups[g])] = i + 1
@@ -394,7 +398,8 @@ def metadata(config: DefaultHeadConfig, geo: GeometryStage, extra: dict) -> dict
         "units": "metres, y up, face along +z, x = subject's left; root joint at the origin",
         "joints_from_mpfb2_bones": dict(JOINT_BONES) | {"eye_left": "eye.L (eyeball centre)", "eye_right": "eye.R (eyeball centre)"},
         "skinning": "neck joint carries head + facial bones + neck03; neck02 split 50/50 global/neck; "
-                    "neck01 and below -> global; jaw subtree (jaw, lower lip, tongue) -> jaw; eye.L/R -> eyes",
+                    "neck01 and below -> global; jaw subtree (jaw, lower lip, tongue) -> jaw; eye.L/R -> eyes; "
+                    "eyeball vertices rigidly (weight 1) on their eye joint",
         "posedirs": "zeros: MakeHuman has no learned pose correctives",
         "identity": "PCA over random MakeHuman characters (macro targets: gender, age, muscle, weight, "
                     "african/asian/caucasian; local head/face/neck modifiers), each relative to its root "

@@ -14,7 +14,8 @@ shape predictor, found with ``importlib.util.find_spec`` without importing the p
 4. Enforce left/right symmetry (the hm08 mesh is exactly mirror-symmetric): each point is averaged
    with the mirror image of its iBUG partner, midline points get x = 0.
 5. Snap each point to the closest point of the face surface (eyeballs and mouth interior excluded,
-   so eye landmarks sit on the eyelid rims and inner-lip landmarks on the lips).
+   so eye landmarks sit on the eyelid rims and inner-lip landmarks on the lips); then copy each
+   pair's first point, mirrored, onto its partner so pairs are exact mirror images.
 """
 
 from __future__ import annotations
@@ -156,8 +157,12 @@ def back_project(view: View, points: np.ndarray, vertices: np.ndarray, faces: np
         tri = view.screen[faces[fid]]  # (3, 3) u, v, depth
         p = np.array([col + 0.5, row + 0.5])
         a, b, c = tri[:, :2]
-        area = np.cross(b - a, c - a)
-        w = np.array([np.cross(b - p, c - p), np.cross(c - p, a - p), np.cross(a - p, b - p)]) / area
+
+        def cross2(u, v):
+            return u[0] * v[1] - u[1] * v[0]
+
+        area = cross2(b - a, c - a)
+        w = np.array([cross2(b - p, c - p), cross2(c - p, a - p), cross2(a - p, b - p)]) / area
         w = w / tri[:, 2]  # perspective-correct
         w = np.clip(w / w.sum(), 0.0, 1.0)
         w = w / w.sum()
@@ -213,6 +218,25 @@ def snap_to_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
                 best = (d, k, w)
         idx[i], bary[i] = allowed_faces[best[1]], best[2]
     return idx, bary
+
+
+def mirror_pairs(fidx: np.ndarray, bary: np.ndarray, faces: np.ndarray, vertex_mirror: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Make left/right iBUG partners exact mirror images: each pair's second point (by index) is
+    replaced by the mirror of the first, on the mirrored triangle (``vertex_mirror``: (V,) partner
+    of each vertex). Midline points are left as they are."""
+    lookup = {tuple(sorted(f)): i for i, f in enumerate(faces.tolist())}
+    fidx, bary = fidx.copy(), bary.copy()
+    for i, j in enumerate(IBUG68_MIRROR):
+        if j <= i:
+            continue
+        mirrored = vertex_mirror[faces[fidx[i]]]  # partner of each corner, in the corner order of i
+        k = lookup.get(tuple(sorted(mirrored.tolist())))
+        if k is None:
+            raise InputError(f"landmark {i}: the mesh has no mirror image of triangle {fidx[i]}")
+        order = [list(mirrored).index(c) for c in faces[k]]
+        fidx[j], bary[j] = k, bary[i][order]
+    return fidx, bary
 
 
 @dataclass(frozen=True)
@@ -272,6 +296,7 @@ def place_landmarks(geo, config) -> LandmarkEmbedding:
     exclude = {eye_idx, REGION_NAMES.index("teeth")}
     allowed = np.flatnonzero(~np.isin(regions[faces], list(exclude)).any(axis=1))
     fidx, bary = snap_to_surface(sym, vertices, faces, allowed)
+    fidx, bary = mirror_pairs(fidx, bary, faces, geo.mirror)
     positions = np.einsum("nk,nkc->nc", bary, vertices[faces[fidx]])
     desc = (f"iBUG-68 from dlib's 68-point predictor on {len(per_view)} renders (yaw {yaws} deg x pitch "
             f"{pitches} deg, {config.landmark_image_size} px), back-projected through the rasterizer, "

@@ -1,7 +1,8 @@
 """Per-vertex region labels of the default head (``REGION_NAMES`` of ``rig.face_model.data``).
 
 Sources, in order of precedence (later rules overwrite earlier ones):
-    neck   vertices whose MPFB2 skinning is dominated by the neck / spine bones rather than the head;
+    neck   below a line from just under the chin to the skull base (seen from the side), or
+           skinned mostly to the neck / spine bones in MPFB2's weights;
     hair   the scalp: above a hairline that runs from the top of the forehead down behind the ears
            to the nape (a geometric rule in the head frame; MakeHuman has no scalp group);
     brows  a band above each eye (geometric rule around the eyeball centres);
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rig.face_model.data import REGION_NAMES
+from rig.face_model.data import JOINT_NAMES, REGION_NAMES
 
 _NECK_BONES = ("neck01", "neck02", "spine01", "spine02", "spine03", "clavicle.L", "clavicle.R",
                "shoulder01.L", "shoulder01.R")
@@ -35,11 +36,11 @@ def uv_mask_at_vertices(mask: np.ndarray, uv_coords: np.ndarray, uv_faces: np.nd
     return out
 
 
-def vertex_regions(src, sel, v_template: np.ndarray, lbs_weights: np.ndarray) -> np.ndarray:
+def vertex_regions(src, sel, v_template: np.ndarray, lbs_weights: np.ndarray, joints: np.ndarray) -> np.ndarray:
     """(V,) int64 region index per head vertex (see the module docstring for the rules).
 
     src: ``build_default.Sources``; sel: ``build_default.HeadSelection``; v_template (V, 3) metres
-    (root at the origin); lbs_weights (V, 5) (unused for now beyond shape checks).
+    (root at the origin); lbs_weights (V, 5) and joints (5, 3) of the template (FLAME order).
     """
     from PIL import Image
 
@@ -55,6 +56,17 @@ def vertex_regions(src, sel, v_template: np.ndarray, lbs_weights: np.ndarray) ->
     neckish = sum(sw[b][head] for b in _NECK_BONES if b in sw)
     total = sum(w[head] for w in sw.values())
     labels[neckish > 0.5 * np.maximum(total, 1e-12)] = R["neck"]
+
+    # below the chin-to-skull-base line (side view); the chin is the lowest midline vertex in front
+    # of the jaw hinge that the jaw bone carries
+    jaw_w = lbs_weights[:, JOINT_NAMES.index("jaw")]
+    front = (jaw_w > 0.5) & (np.abs(v_template[:, 0]) < 0.01) & (v_template[:, 2] > joints[2, 2] + 0.03)
+    chin = v_template[front][np.argmin(v_template[front, 1])]
+    p0 = np.array([chin[2] - 0.012, chin[1] - 0.004])  # (z, y) just under the chin
+    p1 = np.array([joints[1, 2] - 0.08, joints[1, 1] - 0.012])  # behind and below the skull base
+    t = (v_template[:, 2] - p0[0]) / (p1[0] - p0[0])
+    line_y = p0[1] + t * (p1[1] - p0[1])
+    labels[(v_template[:, 1] < line_y) & (v_template[:, 2] < chin[2])] = R["neck"]
 
     eye_l = v_template[in_group("helper-l-eye")].mean(axis=0)
     eye_r = v_template[in_group("helper-r-eye")].mean(axis=0)
@@ -72,7 +84,7 @@ def vertex_regions(src, sel, v_template: np.ndarray, lbs_weights: np.ndarray) ->
     dx = np.abs(x) - eye_dx  # + towards the temple
     t = np.clip(dx / 0.026, -1.0, 1.0)
     centre = 0.0185 + 0.004 * (1.0 - t**2) - 0.003 * np.maximum(t, 0.0)
-    half_width = 0.0045 - 0.0015 * np.maximum(t, 0.0)
+    half_width = 0.006 - 0.002 * np.maximum(t, 0.0)
     brow = body & (dx > -0.017) & (dx < 0.027) & (np.abs(y - centre) < half_width) & (z > -0.035)
     labels[brow] = R["brows"]
 
@@ -83,5 +95,4 @@ def vertex_regions(src, sel, v_template: np.ndarray, lbs_weights: np.ndarray) ->
 
     labels[in_group("helper-l-eye") | in_group("helper-r-eye")] = R["eyes"]
     labels[in_group("helper-upper-teeth") | in_group("helper-lower-teeth") | in_group("helper-tongue")] = R["teeth"]
-    assert lbs_weights.shape[0] == V
     return labels
