@@ -43,7 +43,8 @@ import torch
 
 from rig.errors import InputError, ShapeError
 from rig.face_model.landmarks import barycentric_points, contour_bin, head_yaw
-from rig.face_model.lbs import axis_angle_to_matrix, blend_shapes, lbs, regress_joints, rigid_transforms
+from rig.face_model.lbs import (axis_angle_to_matrix, blend_shapes, lbs, pose_features, regress_joints,
+                                rigid_transforms, skin_vertices)
 from rig.face_model.model import FaceModel
 from rig.face_model.params import RigParams
 from rig.render.camera import OrthographicCamera, PerspectiveCamera
@@ -168,10 +169,11 @@ class _ClipFitter:
         self._set_variable_scales()
 
     def _set_variable_scales(self) -> None:
-        """Diagonal preconditioning: optimise every parameter in units that move the landmarks ~1 radius.
+        """Optimise every parameter in units that move the landmarks by ~1 face radius.
 
-        L-BFGS on raw units (metres next to radians next to blendshape coefficients of very
-        different strengths) converges slowly; dividing by these scales equalises them.
+        Raw units mix metres, radians and blendshape coefficients of very different strengths;
+        in these units one finite-difference step size suits every direction and the damping
+        and priors are comparable across parameters.
         """
         with torch.no_grad():
             zero = self._zero_state(1)
@@ -266,7 +268,7 @@ class _ClipFitter:
         return self._camera(state, self.log_focal if log_focal is None else log_focal).project(lmk).pixels
 
     def _blend_jacobian(self, state: dict[str, torch.Tensor], bins: torch.Tensor | None, columns: slice,
-                        shape: torch.Tensor | None = None) -> torch.Tensor:
+                        shape: torch.Tensor | None = None, log_focal: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 136, K) d(projected landmark coordinates) / d(blendshape coefficients ``columns``), nearly exact.
 
         ``columns`` indexes the model's concatenated [shape | expression] blendshapes.
@@ -293,16 +295,16 @@ class _ClipFitter:
         weights = m.lbs_weights[corners]  # (B, 68, 3, J)
         M = torch.einsum("blcj,bjxy->blcxy", weights, rel[:, :, :3, :3])
         dirs = m.blenddirs[:, :, columns][corners]  # (B, 68, 3, 3, K)
-        dX = torch.einsum("blc,blcxy,blcye->blxe", bary, M, dirs)  # (B, 68, 3, E)
-        # Camera Jacobian at the posed landmarks, by differences of the (cheap) projection.
-        X = self.model(params).landmarks if bins is None else None
-        if X is None:
-            verts = lbs(coeffs, params.full_pose(), m.v_template, m.blenddirs, m.posedirs, m.J_regressor,
-                        m.parents, m.lbs_weights).vertices + params.translation[:, None, :]
-            X = barycentric_points(verts, m.faces_idx, faces_idx, bary)
+        dX = torch.einsum("blc,blcxy,blcye->blxe", bary, M, dirs)  # (B, 68, 3, K)
+        # The posed landmarks (the rest of the LBS pass), then the camera's Jacobian there by
+        # differences of the (cheap) projection.
+        v_posed = v_shaped + blend_shapes(pose_features(rot), m.posedirs)
+        vertices = skin_vertices(v_posed, m.lbs_weights, rel) + params.translation[:, None, :]
+        X = barycentric_points(vertices, m.faces_idx, faces_idx, bary)
         eps = 1e-6
         probe = torch.cat([X[:, None], X[:, None] + eps * torch.eye(3, dtype=DTYPE)[None, :, None, :]], dim=1)
-        cam = self._camera({k: v.repeat_interleave(4, dim=0) for k, v in state.items()}, self.log_focal)
+        cam = self._camera({k: v.repeat_interleave(4, dim=0) for k, v in state.items()},
+                           self.log_focal if log_focal is None else log_focal)
         pix = cam.project(probe.reshape(B * 4, 68, 3)).pixels.reshape(B, 4, 68, 2)
         Jp = ((pix[:, 1:] - pix[:, :1]) / eps).permute(0, 2, 3, 1)  # (B, 68, 2, 3)
         return torch.einsum("bluk,blke->blue", Jp, dX).reshape(B, 136, dX.shape[-1])
@@ -472,9 +474,9 @@ class _ClipFitter:
             pred = pred.reshape(K, Pr + 1, 68, 2)
             base = pred[:, 0]
             J_rest = ((pred[:, 1:] - base[:, None]) / eps).reshape(K, Pr, 136).transpose(1, 2)
-            J_expr = self._blend_jacobian(state, bins, slice(S, S + E), shape) / self.var_scale["expression"]
+            J_expr = self._blend_jacobian(state, bins, slice(S, S + E), shape, log_focal) / self.var_scale["expression"]
             J = torch.cat([J_expr, J_rest], dim=2)
-            Jg = [self._blend_jacobian(state, bins, slice(0, S), shape) / self.shape_scale]
+            Jg = [self._blend_jacobian(state, bins, slice(0, S), shape, log_focal) / self.shape_scale]
             if estimate_focal:
                 moved = self._project_fixed_bins(state, bins, shape, log_focal + eps)
                 Jg.append(((moved - base) / eps).reshape(K, 136, 1))
