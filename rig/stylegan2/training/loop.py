@@ -98,7 +98,7 @@ class Trainer:
     Use ``Trainer.start(cfg, images, run_dir)`` for a new run or ``Trainer.resume(run_dir, images)``
     to continue from the newest snapshot, then ``trainer.train()``. Files written into ``run_dir``:
     ``snapshots/`` (resumable state), ``network-latest.safetensors`` (G_ema, G, D in rig's network
-    format), ``grids/grid-<kimg>.png`` (fixed-latent samples of G_ema),
+    format), ``grids/grid-<nimg>.png`` (fixed-latent samples of G_ema),
     ``reals.png``, ``loss.png``, ``config.json``.
     """
 
@@ -205,7 +205,7 @@ class Trainer:
         # The same weights in rig's network format, for `rig generate --network RUN/network-latest.safetensors`.
         save_networks(self.run_dir / "network-latest.safetensors", {"G_ema": self.G_ema, "G": self.G, "D": self.D},
                       extra={"kimg": self.nimg / 1000, "train_config": self.cfg.to_json()})
-        save_grid(self.sample(self.grid_z), self.run_dir / "grids" / f"grid-{self.nimg // 1000:06d}kimg.png")
+        save_grid(self.sample(self.grid_z), self.run_dir / "grids" / f"grid-{self.nimg:09d}.png")
         save_loss_plot(self.history, self.run_dir / "loss.png")
         return path
 
