@@ -79,8 +79,11 @@ def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float 
     """(n, 3, S, S) uint8 images of ``G`` for latents drawn from ``seed`` (constant noise), quantised as PNGs are."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn((n, G.z_dim), generator=gen)
-    chunks = [G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, batch)]
-    return (torch.cat(chunks) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    from rig.stylegan2.generate import to_uint8_nhwc
+
+    chunks = [to_uint8_nhwc(G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const"))
+              for i in range(0, n, batch)]
+    return torch.from_numpy(np.concatenate(chunks)).permute(0, 3, 1, 2)
 
 
 def evaluate_generator(G, encoder: FaceEncoder, world_images: torch.Tensor, world_params: dict, n: int,

@@ -158,3 +158,15 @@ def test_bad_snapshot_and_bad_resume(tmp_path):
         Trainer.resume(tmp_path, _images())
     with pytest.raises(InputError, match="config wants"):
         Trainer.start(preset("tiny"), _images(size=8), tmp_path / "x", progress=False)
+
+
+def test_image_grid_layout():
+    from rig.stylegan2.training.report import image_grid
+
+    x = torch.rand(5, 3, 4, 6, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    g = image_grid(x)  # 5 images -> 3 columns x 2 rows
+    assert g.shape == (8, 18, 3) and g.dtype == np.uint8
+    ref = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(g[0:4, 6:12], ref[1])
+    np.testing.assert_array_equal(g[4:8, 0:6], ref[3])
+    np.testing.assert_array_equal(g[4:8, 12:18], 0)  # the empty sixth cell

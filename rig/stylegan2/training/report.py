@@ -14,16 +14,17 @@ from rig.io.atomic import atomic_path
 
 def image_grid(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) float images in [-1, 1] -> one (rows*H, cols*W, 3) uint8 grid, rows = ceil(N / cols), cols = ceil(sqrt N)."""
+    from rig.stylegan2.generate import to_uint8_nhwc
+
     n, c, h, w = images.shape
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    x = (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    x = to_uint8_nhwc(images.detach())
     if c == 1:
-        x = x.expand(-1, 3, -1, -1)
-    canvas = torch.zeros((rows * cols, 3, h, w), dtype=torch.uint8)
-    canvas[:n] = x[:, :3]
-    canvas = canvas.reshape(rows, cols, 3, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, 3)
-    return canvas.numpy()
+        x = np.repeat(x, 3, axis=3)
+    canvas = np.zeros((rows * cols, h, w, 3), dtype=np.uint8)
+    canvas[:n] = x[..., :3]
+    return canvas.reshape(rows, cols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, 3)
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike) -> None:
