@@ -100,7 +100,10 @@ def _visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSetti
 
 
 def rasterize_visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSettings):
-    """The non-differentiable visibility pass: (pix_to_face, bary, depth) float64, see ``rasterize``."""
+    """The non-differentiable visibility pass: (pix_to_face, bary, depth), see ``rasterize``.
+
+    bary / depth are float64, except from the C++ kernel for float32 input: float32 (the same
+    float64 results, rounded once)."""
     screen, faces = _check_inputs(screen, faces)
     return _visibility(screen, faces, settings)[:3]
 

@@ -19,6 +19,7 @@ def load_kernel(required: bool = False) -> ModuleType | None:
 
 
 def rasterize_visibility_cpp(ext: ModuleType, screen: torch.Tensor, faces: torch.Tensor, settings):
-    """Run the kernel; same contract and outputs as ``rasterize_visibility_ref`` (float64 on the CPU)."""
+    """Run the kernel; same contract as ``rasterize_visibility_ref``. bary / depth come back in
+    float32 for float32 input (the float64 results rounded once), else in float64."""
     return tuple(ext.rasterize_forward(screen.detach(), faces, int(settings.height), int(settings.width),
                                        bool(settings.perspective), bool(settings.cull_backfaces), float(settings.near)))

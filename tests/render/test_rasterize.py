@@ -260,3 +260,13 @@ def test_cpp_backward_gradcheck(kernel, perspective):
         return interpolate(attrs, faces, frags), torch.where(frags.mask, frags.depth, torch.zeros_like(frags.depth))
 
     assert torch.autograd.gradcheck(fn, (screen.clone().requires_grad_(True),))
+
+
+def test_float32_input_gives_the_reference_values_rounded_once(kernel):
+    screen, faces = random_screen_mesh(seed=21, B=1, V=80, F=60, H=24, W=30)
+    screen32 = screen.float()
+    ref = rasterize_visibility(screen32, faces, RasterSettings(24, 30, impl="ref"))
+    cpp = rasterize_visibility(screen32, faces, RasterSettings(24, 30, impl="cpp"))
+    assert cpp[1].dtype == torch.float32 and cpp[2].dtype == torch.float32
+    assert torch.equal(ref[0], cpp[0])
+    assert torch.equal(ref[1].float(), cpp[1]) and torch.equal(ref[2].float(), cpp[2])

@@ -82,8 +82,11 @@ inline void row_span(const Triangle& t, double py, bool pos, int64_t& ja, int64_
     jb = std::min(jb, static_cast<int64_t>(clampd(std::floor(hi - 0.5 + kSpanSlack), -1.0, 1e15)));
 }
 
+// T: the output float type. The depth test always runs on a float64 z-buffer (band-local scratch),
+// so storing float32 outputs never changes which triangle wins.
+template <typename T>
 void rasterize_image(const double* S, const int64_t* faces, int64_t F, int64_t H, int64_t W, bool perspective,
-                     bool cull, double near, int64_t* p2f, double* bary, double* depth) {
+                     bool cull, double near, int64_t* p2f, T* bary, T* depth_out) {
   std::vector<Triangle> tris(F);
   at::parallel_for(0, F, 2048, [&](int64_t s, int64_t e) {
     for (int64_t f = s; f < e; ++f) tris[f] = setup_triangle(S, faces + 3 * f, H, W, cull, near);
@@ -114,8 +117,9 @@ void rasterize_image(const double* S, const int64_t* faces, int64_t F, int64_t H
       const int64_t r0 = band * kBandRows, r1 = std::min(H - 1, r0 + kBandRows - 1);
       // Each band clears its own rows (one parallel region instead of three tensor fills).
       std::fill(p2f + r0 * W, p2f + (r1 + 1) * W, int64_t(-1));
-      std::fill(bary + 3 * r0 * W, bary + 3 * (r1 + 1) * W, 0.0);
-      std::fill(depth + r0 * W, depth + (r1 + 1) * W, std::numeric_limits<double>::infinity());
+      std::fill(bary + 3 * r0 * W, bary + 3 * (r1 + 1) * W, T(0));
+      std::vector<double> zbuf((r1 - r0 + 1) * W, std::numeric_limits<double>::infinity());
+      double* depth = zbuf.data() - r0 * W;  // indexed by the image pixel p
       for (int64_t k = start[band]; k < start[band + 1]; ++k) {
         const int64_t f = list[k];
         const Triangle& t = tris[f];
@@ -145,17 +149,18 @@ void rasterize_image(const double* S, const int64_t* faces, int64_t F, int64_t H
               if (!(d < depth[p])) continue;
               depth[p] = d;
               p2f[p] = f;
-              bary[3 * p] = q0 * d; bary[3 * p + 1] = q1 * d; bary[3 * p + 2] = q2 * d;
+              bary[3 * p] = T(q0 * d); bary[3 * p + 1] = T(q1 * d); bary[3 * p + 2] = T(q2 * d);
             } else {
               const double d = b0 * t.z0 + b1 * t.z1 + b2 * t.z2;
               if (!(d < depth[p])) continue;
               depth[p] = d;
               p2f[p] = f;
-              bary[3 * p] = b0; bary[3 * p + 1] = b1; bary[3 * p + 2] = b2;
+              bary[3 * p] = T(b0); bary[3 * p + 1] = T(b1); bary[3 * p + 2] = T(b2);
             }
           }
         }
       }
+      for (int64_t p = r0 * W; p < (r1 + 1) * W; ++p) depth_out[p] = T(depth[p]);
     }
   });
 }
@@ -168,20 +173,27 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor screen, at::Tensor faces, i
   TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, "faces must be (F, 3)");
   TORCH_CHECK(height > 0 && width > 0, "image size must be positive");
   TORCH_CHECK(faces.size(0) < (int64_t(1) << 31), "too many faces");
+  // Outputs in float32 for float32 input (values rounded from the float64 arithmetic), else float64.
+  const auto out_type = screen.scalar_type() == at::kFloat ? at::kFloat : at::kDouble;
   screen = screen.to(at::kCPU, at::kDouble).contiguous();
   faces = faces.to(at::kCPU, at::kLong).contiguous();
   const int64_t B = screen.size(0), V = screen.size(1), F = faces.size(0);
   // Filled by rasterize_image band by band.
   auto p2f = at::empty({B, height, width}, at::kLong);
-  auto bary = at::empty({B, height, width, 3}, at::kDouble);
-  auto depth = at::empty({B, height, width}, at::kDouble);
+  auto bary = at::empty({B, height, width, 3}, out_type);
+  auto depth = at::empty({B, height, width}, out_type);
   const int64_t* fp = faces.data_ptr<int64_t>();
   for (int64_t f = 0; f < 3 * F; ++f) TORCH_CHECK(fp[f] >= 0 && fp[f] < V, "face index out of range");
   const int64_t n_pix = height * width;
   for (int64_t b = 0; b < B; ++b) {
-    rasterize_image(screen.data_ptr<double>() + b * V * 3, fp, F, height, width, perspective, cull_backfaces, near,
-                    p2f.data_ptr<int64_t>() + b * n_pix, bary.data_ptr<double>() + b * n_pix * 3,
-                    depth.data_ptr<double>() + b * n_pix);
+    if (out_type == at::kFloat)
+      rasterize_image<float>(screen.data_ptr<double>() + b * V * 3, fp, F, height, width, perspective, cull_backfaces,
+                             near, p2f.data_ptr<int64_t>() + b * n_pix, bary.data_ptr<float>() + b * n_pix * 3,
+                             depth.data_ptr<float>() + b * n_pix);
+    else
+      rasterize_image<double>(screen.data_ptr<double>() + b * V * 3, fp, F, height, width, perspective, cull_backfaces,
+                              near, p2f.data_ptr<int64_t>() + b * n_pix, bary.data_ptr<double>() + b * n_pix * 3,
+                              depth.data_ptr<double>() + b * n_pix);
   }
   return {p2f, bary, depth};
 }
