@@ -273,11 +273,11 @@ class _ClipFitter:
 
         ``columns`` indexes the model's concatenated [shape | expression] blendshapes.
 
-        Expression blendshapes act on the unposed mesh, which skinning then moves rigidly per
-        joint: d x_v / d e = (sum_j w_vj R_j) d_v. The only term left out is the joints' own
-        drift with the expression (FLAME regresses joints from the expressed mesh), which moves
-        the landmarks by a tiny fraction of the rest; Levenberg-Marquardt's decrease test makes
-        an approximate Jacobian safe. Replaces E (or S) forward-difference directions.
+        Blendshapes act on the unposed mesh, which skinning then moves rigidly per joint:
+        d x_v / d c = (sum_j w_vj R_j) d_v, plus the effect of the joints' own drift (FLAME
+        regresses joints from the shaped mesh: d J / d c = J_regressor @ d), taken through
+        forward differences of the skinning over the 15 joint coordinates. Exact up to those
+        differences; replaces E (or S) forward-difference evaluations of the whole model.
         """
         m = self.model
         params = self._params(state, self.shape if shape is None else shape)
@@ -302,6 +302,21 @@ class _ClipFitter:
         vertices = skin_vertices(v_posed, m.lbs_weights, rel) + params.translation[:, None, :]
         X = barycentric_points(vertices, m.faces_idx, faces_idx, bary)
         eps = 1e-6
+        # Joint drift: d X / d J by differences (B x 15 skinning passes), times d J / d c; skipped
+        # when these blendshapes leave the joints in place (the default head's expressions).
+        n_j = joints.shape[1]
+        dJ_dc = torch.einsum("jv,vck->jck", m.J_regressor, m.blenddirs[:, :, columns]).reshape(3 * n_j, -1)
+        if dJ_dc.numel() and bool(dJ_dc.abs().max() > 0):
+            bump = eps * torch.eye(3 * n_j, dtype=DTYPE).reshape(3 * n_j, n_j, 3)
+            joints_b = (joints[:, None] + bump[None]).reshape(B * 3 * n_j, n_j, 3)
+            rot_b = rot.repeat_interleave(3 * n_j, dim=0)
+            _, rel_b = rigid_transforms(rot_b, joints_b, m.parents)
+            verts_b = skin_vertices(v_posed.repeat_interleave(3 * n_j, dim=0), m.lbs_weights, rel_b)
+            X_b = barycentric_points(verts_b + params.translation.repeat_interleave(3 * n_j, dim=0)[:, None, :],
+                                     m.faces_idx, faces_idx.repeat_interleave(3 * n_j, dim=0),
+                                     bary.repeat_interleave(3 * n_j, dim=0)).reshape(B, 3 * n_j, 68, 3)
+            dX_dJ = (X_b - X[:, None]) / eps  # (B, 15, 68, 3)
+            dX = dX + torch.einsum("bqlx,qk->blxk", dX_dJ, dJ_dc)
         probe = torch.cat([X[:, None], X[:, None] + eps * torch.eye(3, dtype=DTYPE)[None, :, None, :]], dim=1)
         cam = self._camera({k: v.repeat_interleave(4, dim=0) for k, v in state.items()},
                            self.log_focal if log_focal is None else log_focal)

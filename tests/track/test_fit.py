@@ -181,3 +181,39 @@ def test_dynamic_contour_path_on_a_face_like_model():
                         TrackConfig(focal_px=400.0, smooth=0.0, shape_prior=1e-6, expression_prior=1e-6))
     assert np.sqrt(((res.landmarks_fit - lmk) ** 2).sum(-1)).mean() < 0.3
     assert (res.params.global_pose - truth.global_pose).abs().max() < 0.03
+
+
+@pytest.mark.parametrize("which", ["flame", "default"])
+def test_blendshape_jacobian_matches_finite_differences(which, flame):
+    """The analytic blendshape Jacobian of the LM solver (fast path) against whole-model differences."""
+    from rig.track.fit import _ClipFitter
+
+    if which == "default":
+        if not default_head_path().is_file():
+            pytest.skip("default head not built")
+        model = load_face_model("default", dtype=torch.float64)
+    else:
+        model = flame
+    B = 3
+    lmk = np.random.default_rng(0).uniform(100, 200, (B, 68, 2))
+    fitter = _ClipFitter(model, lmk, np.ones(B, bool), W, H, TrackConfig(n_shape=8, n_expression=6))
+    g = torch.Generator().manual_seed(1)
+    state = {k: v.clone() for k, v in fitter.init.items()}
+    state["global_pose"] = state["global_pose"] + 0.3 * torch.randn(B, 3, generator=g, dtype=torch.float64)
+    state["jaw_pose"] = 0.1 * torch.randn(B, 3, generator=g, dtype=torch.float64)
+    state["expression"] = 0.3 * torch.randn(B, fitter.E, generator=g, dtype=torch.float64)
+    shape = 0.5 * torch.randn(fitter.S, generator=g, dtype=torch.float64)
+    bins = fitter._contour_bins(state)
+    base = fitter._project_fixed_bins(state, bins, shape)
+    eps = 1e-6
+    for columns, n in ((slice(0, fitter.S), fitter.S), (slice(fitter.S, fitter.S + fitter.E), fitter.E)):
+        fast = fitter._blend_jacobian(state, bins, columns, shape)
+        ref = torch.zeros_like(fast)
+        for k in range(n):
+            st, sh = {key: v.clone() for key, v in state.items()}, shape.clone()
+            if columns.start == 0:
+                sh[k] += eps
+            else:
+                st["expression"][:, k] += eps
+            ref[:, :, k] = ((fitter._project_fixed_bins(st, bins, sh) - base) / eps).reshape(B, 136)
+        assert float((fast - ref).norm() / ref.norm()) < 1e-4
