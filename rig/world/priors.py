@@ -60,12 +60,25 @@ def preset_table(face_model) -> dict[str, tuple[np.ndarray, float]]:
     return table
 
 
+def draw_albedo(rng: np.random.Generator, names: tuple[str, ...]) -> np.ndarray:
+    """Coefficients (K,) of the face model's albedo components: 'skin_tone' uniform over the model's
+    full documented range [-2, 2] (very light .. very dark), the others N(0, 1) clipped to +-2."""
+    coeffs = np.clip(rng.standard_normal(len(names)), -2, 2)
+    for i, name in enumerate(names):
+        if name == "skin_tone":
+            coeffs[i] = rng.uniform(-2, 2)
+    return coeffs.astype(np.float32)
+
+
 def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expression_names: tuple[str, ...],
-                presets: dict[str, tuple[np.ndarray, float]] | None = None) -> dict[str, np.ndarray]:
+                presets: dict[str, tuple[np.ndarray, float]] | None = None,
+                albedo_names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """One image's parameters (a dict of arrays; see ``rig.world.sampler`` for the table's keys).
 
     ``presets`` (from ``preset_table``) enables named expression presets; the key ``preset`` holds
-    the index of the drawn preset in ``sorted(presets)``, or -1.
+    the index of the drawn preset in ``sorted(presets)``, or -1. With ``albedo_names`` (a model with
+    an albedo model) the key ``albedo`` holds its coefficients and ``skin_tone`` is the 'skin_tone'
+    coefficient mapped to [0, 1]; without, skin comes from the Monk swatches (``skin_rgb``).
     """
     rng = np.random.default_rng([int(seed), int(index)])
     shape = np.zeros(n_shape, np.float32)
@@ -108,6 +121,9 @@ def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expressio
                                rng.uniform(-cfg.gaze_pitch_max, cfg.gaze_pitch_max), 0.0)
 
     tone = rng.uniform()
+    albedo = draw_albedo(rng, albedo_names) if albedo_names else np.zeros(0, np.float32)
+    if "skin_tone" in albedo_names:
+        tone = (float(albedo[albedo_names.index("skin_tone")]) + 2) / 4
     style = cfg.hair_styles[int(rng.integers(len(cfg.hair_styles)))]
     hair_rgb = HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))] * rng.uniform(0.8, 1.2)
     bg = cfg.background_kinds[int(rng.integers(len(cfg.background_kinds)))]
@@ -116,7 +132,7 @@ def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expressio
         "shape": shape, "expression": expr, "global_pose": root.astype(np.float32), "neck_pose": neck.astype(np.float32),
         "jaw_pose": jaw, "eye_pose": np.concatenate([gaze, gaze]).astype(np.float32),
         "translation": np.zeros(3, np.float32), "head_ypr": ypr.astype(np.float32),
-        "sh": _sh_lighting(cfg, rng), "skin_tone": np.float32(tone), "skin_rgb": skin_albedo(tone).astype(np.float32),
+        "sh": _sh_lighting(cfg, rng), "skin_tone": np.float32(tone), "skin_rgb": skin_albedo(tone).astype(np.float32), "albedo": albedo,
         "hair_style": np.int64(list(HAIR_STYLES).index(style)), "hair_rgb": hair_rgb.astype(np.float32),
         "iris_rgb": IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))],
         "background": np.int64(BACKGROUND_KINDS.index(bg)), "background_seed": rng.integers(0, 2**62, dtype=np.int64),

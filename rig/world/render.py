@@ -49,6 +49,7 @@ class WorldRenderer:
         # Mouth corners: the lip vertices furthest to each side (stable even without a landmark embedding).
         self.mouth_corners = (int(lips[np.argmin(v[lips, 0])]), int(lips[np.argmax(v[lips, 0])]))
         self.iris = self._iris_vertices(data)
+        self.vertex_albedo = self._vertex_albedo_model(data)
         # Crop side in render pixels ~ 0.25 m at the head; render so the crop gets resolution*supersample pixels.
         out_px = cfg.resolution * cfg.supersample
         self.render_size = int(np.ceil(out_px / 0.5 / 8) * 8)
@@ -66,6 +67,24 @@ class WorldRenderer:
             out[side[d[:, 2] > 0.85]] = True
         return out
 
+    @staticmethod
+    def _vertex_albedo_model(data) -> tuple[np.ndarray, np.ndarray] | None:
+        """The model's albedo textures sampled at each vertex's UV: mean (V, 3) and basis (K, V, 3), or None.
+
+        At 64-128 px a face spans fewer pixels than the mesh has vertices, so per-vertex albedo keeps
+        what the texture shows while letting every image of a batch have its own colours.
+        """
+        if data.albedo_mean is None or data.albedo_basis is None or data.uv_coords is None or data.uv_faces is None:
+            return None
+        from rig.render.shading import sample_texture
+
+        uv_of_vertex = np.zeros((data.n_vertices, 2))
+        uv_of_vertex[data.faces.ravel()] = data.uv_coords[data.uv_faces.ravel()]  # seams: any corner's UV
+        uv = torch.as_tensor(uv_of_vertex, dtype=torch.float32)[None, None]  # (1, 1, V, 2)
+        textures = torch.as_tensor(np.concatenate([data.albedo_mean[None], data.albedo_basis]), dtype=torch.float32)
+        values = sample_texture(textures, uv.expand(len(textures), -1, -1, -1))[:, 0].numpy()  # (1+K, V, 3)
+        return values[0], values[1:]
+
     def _vertex_colours(self, rows: list[dict]) -> torch.Tensor:
         V = self.model.n_vertices
         cols = np.zeros((len(rows), V, 3), np.float32)
@@ -74,13 +93,17 @@ class WorldRenderer:
             skin, hair = np.asarray(row["skin_rgb"]), np.asarray(row["hair_rgb"])
             bald = list(HAIR_STYLES)[int(row["hair_style"])] == "bald"
             rng = np.random.default_rng(int(row["colour_noise_seed"]))
-            c = np.tile(skin, (V, 1)) * (1 + rng.normal(0, 0.03, (V, 1)))
-            c[r["neck"]] = skin
-            c[r["lips"]] = skin * LIP_TINT
-            c[r["brows"]] = hair * 0.8 + skin * 0.2
+            if self.vertex_albedo is not None and len(row["albedo"]):
+                mean, basis = self.vertex_albedo
+                c = np.clip(mean + np.tensordot(np.asarray(row["albedo"]), basis, axes=1), 0, 1)
+            else:
+                c = np.tile(skin, (V, 1)) * (1 + rng.normal(0, 0.03, (V, 1)))
+                c[r["neck"]] = skin
+                c[r["lips"]] = skin * LIP_TINT
+                c[r["brows"]] = hair * 0.8 + skin * 0.2
+                c[r["eyes"]] = SCLERA
+                c[self.iris] = row["iris_rgb"]
             c[r["teeth"]] = TEETH
-            c[r["eyes"]] = SCLERA
-            c[self.iris] = row["iris_rgb"]
             if not bald:
                 c[r["hair"]] = hair
             cols[b] = c

@@ -58,12 +58,13 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
         return 0
     renderer = WorldRenderer(model, cfg)
     presets = preset_table(model) if cfg.preset_prob > 0 and model.has_landmarks else None
+    albedo_names = tuple(model.data.albedo_names) if renderer.vertex_albedo is not None else ()
     total = sum(min(shard_size, n - s * shard_size) for s in todo)
     done = 0
     with tqdm(total=total, unit="img", desc=f"world -> {out.name}", disable=not progress) as bar:
         for s in todo:
             indices = np.arange(s * shard_size, min(n, (s + 1) * shard_size))
-            rows = [draw_params(cfg, seed, int(i), model.n_shape, model.expression_names, presets) for i in indices]
+            rows = [draw_params(cfg, seed, int(i), model.n_shape, model.expression_names, presets, albedo_names) for i in indices]
             images, lmks, frames = [], [], []
             for b in range(0, len(rows), batch):
                 img, lmk, fr = renderer.render(rows[b:b + batch])

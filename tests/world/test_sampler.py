@@ -57,6 +57,16 @@ def test_presets_drawn_at_their_rate_and_bounded():
     assert all(r["preset"] == -1 for r in (draw_params(cfg, 1, i, 10, NAMES) for i in range(20)))
 
 
+def test_albedo_coefficients_span_the_skin_tone_range():
+    names = ("skin_tone", "skin_redness", "lip_colour")
+    rows = [draw_params(WorldConfig(), 2, i, 10, NAMES, None, names) for i in range(300)]
+    a = np.stack([r["albedo"] for r in rows])
+    assert a.shape == (300, 3) and np.abs(a).max() <= 2
+    assert a[:, 0].min() < -1.9 and a[:, 0].max() > 1.9 and abs(a[:, 0].mean()) < 0.25  # uniform on [-2, 2]
+    assert 0.8 < a[:, 1].std() < 1.1  # N(0, 1) clipped at 2 sd
+    np.testing.assert_allclose([r["skin_tone"] for r in rows], (a[:, 0] + 2) / 4, atol=1e-6)
+
+
 def test_skin_tone_range_spans_light_to_dark():
     lum = [skin_albedo(t) @ np.array([0.2126, 0.7152, 0.0722]) for t in np.linspace(0, 1, 10)]
     assert lum[0] > lum[4] > lum[6] > lum[9]  # Monk 1 > 5 > 7 > 10 (swatches 2-3 are near-equal)
