@@ -196,6 +196,29 @@ def load_identity_targets(src: Sources, names: list[str], folders: dict[str, str
     return T
 
 
+def identity_targets(src: Sources) -> tuple[list[str], list, np.ndarray]:
+    """Every target the identity sampler can weight, root-aligned.
+
+    Returns:
+        names: target names (macro targets first, then the local modifiers' targets, sorted).
+        modifiers: the local ``Modifier`` sliders.
+        T: (n_targets, N_src, 3) float64 displacements in metres, each minus the displacement of
+            the root joint (MPFB2 ``neck01`` head) it causes, so characters keep their root in place.
+    """
+    modifiers = local_modifiers(src.target_json)
+    macro = macro_target_names()
+    local = sorted({t for m in modifiers for t in (m.negative, m.positive) if t})
+    folders = {name: "macrodetails" for name in macro}
+    for m in modifiers:
+        group = next(g for g in src.target_json if any(c["name"] == m.name for c in src.target_json[g]["categories"]))
+        folders.update({t: group for t in (m.negative, m.positive) if t})
+    names = macro + local
+    T = load_identity_targets(src, names, folders)
+    root_src = src.bones[JOINT_BONES["global"]].head_vertices
+    T -= T[:, root_src].mean(axis=1, keepdims=True)
+    return names, modifiers, T
+
+
 def symmetrize(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     """Average (N, 3) points with their mirror images (x negated, partner index from ``mirror``)."""
     return 0.5 * (points + points[mirror] * np.array([-1.0, 1.0, 1.0]))
@@ -304,20 +327,7 @@ def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
     n_src = src.obj.vertices.shape[0]
 
     # --- identity targets: every one re-expressed relative to the root joint it moves
-    modifiers = local_modifiers(src.target_json)
-    macro = macro_target_names()
-    local = sorted({t for m in modifiers for t in (m.negative, m.positive) if t})
-    folders = {name: "macrodetails" for name in macro}
-    for m in modifiers:
-        group = next(g for g in src.target_json if any(c["name"] == m.name for c in src.target_json[g]["categories"]))
-        for t in (m.negative, m.positive):
-            if t:
-                folders[t] = group
-    names = macro + local
-    T = load_identity_targets(src, names, folders)
-    root_src = src.bones[JOINT_BONES["global"]].head_vertices
-    T -= T[:, root_src].mean(axis=1, keepdims=True)
-
+    names, modifiers, T = identity_targets(src)
     rng = np.random.default_rng(config.seed)
     W = sample_target_weights(rng, modifiers, {n: i for i, n in enumerate(names)}, config.sampling)
     pca = identity_pca(W, T[:, head].reshape(len(names), -1), config.n_shape)

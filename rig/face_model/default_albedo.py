@@ -90,13 +90,12 @@ def skin_colour_axes(rng: np.random.Generator, n: int = 20000) -> tuple[np.ndarr
     return mean, np.stack([tone, bow])
 
 
-def uv_raster(geo, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rasterise the head's UV layout: per-texel head-vertex weights.
+def uv_raster(geo, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rasterise the head's UV layout (texel centres, row 0 = v 1).
 
     Returns:
         tri: (H, W) int64 triangle per texel (-1 outside the islands).
         bary: (H, W, 3) barycentrics of the texel centre in that triangle.
-        uv_vertex: (T,) int64 head-vertex index of each texture coordinate.
     """
     import torch
 
@@ -107,9 +106,7 @@ def uv_raster(geo, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     screen = np.stack([uv[:, 0] * resolution, (1.0 - uv[:, 1]) * resolution, np.ones(len(uv))], axis=1)
     frags = rasterize(torch.as_tensor(screen), torch.as_tensor(sel.uv_faces),
                       RasterSettings(resolution, resolution, perspective=False))
-    uv_vertex = np.zeros(len(uv), dtype=np.int64)
-    uv_vertex[sel.uv_faces.reshape(-1)] = sel.faces.reshape(-1)
-    return frags.pix_to_face[0].numpy(), frags.bary[0].numpy(), uv_vertex
+    return frags.pix_to_face[0].numpy(), frags.bary[0].numpy()
 
 
 def _texel_attribute(values: np.ndarray, tri: np.ndarray, bary: np.ndarray, geo) -> np.ndarray:
@@ -146,7 +143,7 @@ def paint_albedo(geo, resolution: int, data_dir: Path, seed: int = 0) -> AlbedoM
     """
     from scipy.ndimage import gaussian_filter
 
-    tri, bary, _ = uv_raster(geo, resolution)
+    tri, bary = uv_raster(geo, resolution)
     inside = tri >= 0
     px = resolution / 512.0  # blur sizes are given for 512 px
     R = {n: i for i, n in enumerate(REGION_NAMES)}

