@@ -56,6 +56,8 @@ class FollowConfig:
             nothing is found at native size (small faces); 0 disables.
         detect_every: run the detector in the crop on every n-th frame only and take the box from
             the previous landmarks in between (tracking mode, ~3x cheaper per frame); 1 = always.
+        motion_redetect: in tracking mode, run the detector anyway when the landmarks moved more
+            than this many face radii since the previous frame (fast motion).
     """
 
     crop_size: int = 200
@@ -66,6 +68,7 @@ class FollowConfig:
     min_appearance: float = 0.5
     full_frame_upsample: int = 1
     detect_every: int = 2
+    motion_redetect: float = 0.15
 
 
 @dataclass
@@ -192,6 +195,11 @@ class FaceFollower:
         frame_rgb = check_frame(frame_rgb)
         if self.previous is not None:
             result = self._follow(frame_rgb, self.previous)
+            if result is not None and _moved(result.landmarks, self.previous) > self.config.motion_redetect:
+                # Fast motion: the face sat off-centre (maybe cut) in this crop. Read it again
+                # from a crop centred on where it was found.
+                again = self._follow(frame_rgb, result.landmarks, force_detect=True)
+                result = again if again is not None else result
             if result is not None:
                 return self._accept(result)
             self.reset()
@@ -231,40 +239,53 @@ class FaceFollower:
                 self.detector.upsample = saved
         return found[0] if found else None
 
-    def _follow(self, frame_rgb: np.ndarray, previous: np.ndarray) -> FrameLandmarks | None:
+    def _follow(self, frame_rgb: np.ndarray, previous: np.ndarray, force_detect: bool = False) -> FrameLandmarks | None:
         centre, radius, roll = similarity_from_landmarks(previous)
         if not np.isfinite(radius) or radius < 2.0:
             return None
         crop = RectifiedCrop(centre, radius, roll, self.config)
         image = crop.warp(frame_rgb)
         half = crop.half
-        best: Detection | None = None
-        self.frame_count += 1
-        run_detector = self.config.detect_every <= 1 or self.frame_count % self.config.detect_every == 0
-        for det in (self.detector.detect(image) if run_detector else []):
+        if not force_detect:
+            self.frame_count += 1
+        detected_now = (force_detect or self.config.detect_every <= 1
+                        or self.frame_count % self.config.detect_every == 0)
+        best = self._detect_in_crop(image) if detected_now else None
+        lmk_crop = None
+        if best is None and not detected_now:
+            # Tracking mode. After fast motion the previous frame's box is off and the predictor
+            # lands part-way: when the landmarks moved more than `motion_redetect` face radii,
+            # ask the detector after all.
+            lmk_crop = self.detector.landmarks_in_box(image, self.box_in_crop + half)
+            if _moved(crop.to_frame(lmk_crop), previous) > self.config.motion_redetect:
+                best = self._detect_in_crop(image)
+        if best is not None:
+            self._learn_box(best.box, best.landmarks)
+            self.template = _face_patch(image, self.config)
+            return FrameLandmarks(crop.to_frame(best.landmarks), best.score, SOURCE_CROP_DETECT)
+        if self.tracked_run >= self.config.max_tracked_frames:
+            return None
+        if self.template is not None and _ncc(_face_patch(image, self.config), self.template) < self.config.min_appearance:
+            return None
+        if lmk_crop is None:
+            lmk_crop = self.detector.landmarks_in_box(image, self.box_in_crop + half)
+        landmarks = crop.to_frame(lmk_crop)
+        if self.reference is not None and procrustes_residual(landmarks, self.reference) > self.config.max_shape_residual:
+            return None
+        return FrameLandmarks(landmarks, float("nan"), SOURCE_TRACKED)
+
+    def _detect_in_crop(self, image: np.ndarray) -> Detection | None:
+        """The best detector box near the centre of the upright crop, or None."""
+        half = self.config.crop_size / 2.0
+        for det in self.detector.detect(image):
             if det.score < self.config.min_score:
                 continue
             cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
             # Accept only a box near where the face was: a confident face elsewhere in the crop is
             # somebody else (or clothing).
             if abs(cx - half) < 0.35 * self.config.crop_size and abs(cy - half) < 0.35 * self.config.crop_size:
-                best = det
-                break
-        if best is not None:
-            lmk_crop = best.landmarks
-            self._learn_box(best.box, lmk_crop)
-            self.template = _face_patch(image, self.config)
-            return FrameLandmarks(crop.to_frame(lmk_crop), best.score, SOURCE_CROP_DETECT)
-        if self.tracked_run >= self.config.max_tracked_frames:
-            return None
-        if self.template is not None and _ncc(_face_patch(image, self.config), self.template) < self.config.min_appearance:
-            return None
-        box = self.box_in_crop + np.array([half, half, half, half])
-        lmk_crop = self.detector.landmarks_in_box(image, box)
-        landmarks = crop.to_frame(lmk_crop)
-        if self.reference is not None and procrustes_residual(landmarks, self.reference) > self.config.max_shape_residual:
-            return None
-        return FrameLandmarks(landmarks, float("nan"), SOURCE_TRACKED)
+                return det
+        return None
 
     def _learn_box(self, box: np.ndarray, lmk_crop: np.ndarray) -> None:
         """Update the box-from-landmarks relation from a detector box (crop pixels)."""
@@ -272,6 +293,12 @@ class FaceFollower:
         scale = self.config.crop_face_radius / max(radius, 1e-6)
         rel = (box - np.concatenate([centre, centre])) * scale
         self.box_in_crop = 0.8 * self.box_in_crop + 0.2 * rel
+
+
+def _moved(landmarks: np.ndarray, previous: np.ndarray) -> float:
+    """Mean landmark displacement between two frames, in face radii of ``previous``."""
+    radius = similarity_from_landmarks(previous)[1]
+    return float(np.sqrt(((landmarks - previous) ** 2).sum(-1)).mean() / max(radius, 1e-6))
 
 
 def _face_patch(crop_rgb: np.ndarray, config: FollowConfig) -> np.ndarray:

@@ -109,3 +109,16 @@ def test_small_face_found_by_upsampling_and_followed(detector, photo_landmarks):
     assert track.detected.all()
     truth = traj.apply(photo_landmarks)
     assert np.sqrt(((track.landmarks - truth) ** 2).sum(-1)).mean() < 1.5
+
+
+def test_fast_motion_is_followed_by_redetection(detector, photo_landmarks):
+    # The face jumps up to 90 px between frames (beyond what tracking from the previous landmarks
+    # survives): every frame must still be found, at the right place.
+    jumps = np.array([[0, 0], [60, 0], [-30, 40], [90, -20], [-80, -30], [20, 50], [-60, 10], [0, 0]], float)
+    T = len(jumps)
+    traj = SimilarityTrajectory(np.zeros(T), np.ones(T), jumps, ASTRONAUT_FACE_CENTRE, 480, 400)
+    clip = render_clip(astronaut_photo(), traj)
+    track = follow_face(clip, detector)
+    assert track.detected.all()
+    err = np.sqrt(((track.landmarks - traj.apply(photo_landmarks)) ** 2).sum(-1)).mean(-1)
+    assert err.max() < 2.0, err
