@@ -33,6 +33,12 @@ def _stack(rows: list[dict], key: str) -> torch.Tensor:
     return torch.as_tensor(np.stack([np.asarray(r[key]) for r in rows]))
 
 
+def _left_right(pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2, 2) two image points per row -> (left (B, 2), right (B, 2)) by their x coordinate."""
+    swap = (pair[:, 1, 0] < pair[:, 0, 0])[:, None]
+    return torch.where(swap, pair[:, 1], pair[:, 0]), torch.where(swap, pair[:, 0], pair[:, 1])
+
+
 class WorldRenderer:
     """Renders parameter rows (``rig.world.priors.draw_params``) of one face model under a ``WorldConfig``."""
 
@@ -145,9 +151,9 @@ class WorldRenderer:
                 mask[idx] = passes.mask.float()
             eyes = self.camera.project(out.joints[:, 3:5]).pixels  # eye_left (+x, image right), eye_right
             mouth = self.camera.project(verts[:, list(self.mouth_corners)]).pixels
-            # Image-left points first: the subject's right eye / mouth corner appears on the image's left.
-            el, er = (eyes[:, 1], eyes[:, 0]) if bool((eyes[0, 1, 0] < eyes[0, 0, 0])) else (eyes[:, 0], eyes[:, 1])
-            ml, mr = (mouth[:, 0], mouth[:, 1]) if bool(mouth[0, 0, 0] < mouth[0, 1, 0]) else (mouth[:, 1], mouth[:, 0])
+            # Image-left points first (per image: which of a pair is on the left depends on the view).
+            el, er = _left_right(eyes)
+            ml, mr = _left_right(mouth)
             c, x, y = ffhq_crop_frame(el.float(), er.float(), ml.float(), mr.float(), rotate=cfg.align_rotation)
             hi = cfg.resolution * cfg.supersample
             both = torch.cat([rgb.permute(0, 3, 1, 2), mask[:, None]], 1)
