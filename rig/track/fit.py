@@ -302,21 +302,23 @@ class _ClipFitter:
         vertices = skin_vertices(v_posed, m.lbs_weights, rel) + params.translation[:, None, :]
         X = barycentric_points(vertices, m.faces_idx, faces_idx, bary)
         eps = 1e-6
-        # Joint drift: d X / d J by differences (B x 15 skinning passes), times d J / d c; skipped
-        # when these blendshapes leave the joints in place (the default head's expressions).
+        # Joint drift. With world rotations R_k of the joints (R_{parent(root)} = I), a posed point
+        # x = sum_j w_j (R_j (v - J_j) + t_j) has d x / d J_k = (R_{parent(k)} - R_k) * W_k(v),
+        # W_k(v) = the skinning weight of joint k's whole subtree; times d J / d c.
+        parents = m.parents
         n_j = joints.shape[1]
-        dJ_dc = torch.einsum("jv,vck->jck", m.J_regressor, m.blenddirs[:, :, columns]).reshape(3 * n_j, -1)
-        if dJ_dc.numel() and bool(dJ_dc.abs().max() > 0):
-            bump = eps * torch.eye(3 * n_j, dtype=DTYPE).reshape(3 * n_j, n_j, 3)
-            joints_b = (joints[:, None] + bump[None]).reshape(B * 3 * n_j, n_j, 3)
-            rot_b = rot.repeat_interleave(3 * n_j, dim=0)
-            _, rel_b = rigid_transforms(rot_b, joints_b, m.parents)
-            verts_b = skin_vertices(v_posed.repeat_interleave(3 * n_j, dim=0), m.lbs_weights, rel_b)
-            X_b = barycentric_points(verts_b + params.translation.repeat_interleave(3 * n_j, dim=0)[:, None, :],
-                                     m.faces_idx, faces_idx.repeat_interleave(3 * n_j, dim=0),
-                                     bary.repeat_interleave(3 * n_j, dim=0)).reshape(B, 3 * n_j, 68, 3)
-            dX_dJ = (X_b - X[:, None]) / eps  # (B, 15, 68, 3)
-            dX = dX + torch.einsum("bqlx,qk->blxk", dX_dJ, dJ_dc)
+        R_world = rel[:, :, :3, :3]
+        R_parent = torch.stack([torch.eye(3, dtype=DTYPE).expand(B, 3, 3) if parents[k] < 0 else R_world[:, parents[k]]
+                                for k in range(n_j)], dim=1)
+        subtree = torch.eye(n_j, dtype=DTYPE)  # subtree[j, k] = 1 if j is k or below k
+        for j in range(n_j):
+            k = parents[j]
+            while k >= 0:
+                subtree[j, k] = 1.0
+                k = parents[k]
+        w_sub = torch.einsum("blc,blcj,jk->blk", bary, weights, subtree)  # (B, 68, J)
+        dJ_dc = torch.einsum("jv,vck->jck", m.J_regressor, m.blenddirs[:, :, columns])  # (J, 3, K)
+        dX = dX + torch.einsum("blk,bkxy,kyq->blxq", w_sub, R_parent - R_world, dJ_dc)
         probe = torch.cat([X[:, None], X[:, None] + eps * torch.eye(3, dtype=DTYPE)[None, :, None, :]], dim=1)
         cam = self._camera({k: v.repeat_interleave(4, dim=0) for k, v in state.items()},
                            self.log_focal if log_focal is None else log_focal)
