@@ -86,6 +86,33 @@ def test_template_is_mirror_symmetric(head):
     assert 0.15 < np.ptp(v[:, 1]) < 0.35  # crown to the neck cut
 
 
+def test_neck_rim_is_one_clean_edge_loop(head):
+    v, f = head.v_template, head.faces
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    uniq, count = np.unique(edges, axis=0, return_counts=True)
+    boundary = uniq[count == 1]
+    nbr: dict[int, list[int]] = {}
+    for a, b in boundary.tolist():
+        nbr.setdefault(a, []).append(b)
+        nbr.setdefault(b, []).append(a)
+    start = int(min(nbr, key=lambda i: v[i, 1]))  # the lowest boundary vertex is on the rim
+    loop, prev, cur = [start], None, start
+    while True:
+        assert len(nbr[cur]) == 2  # a simple loop: no T-junctions or bow-ties
+        nxt = nbr[cur][0] if nbr[cur][0] != prev else nbr[cur][1]
+        if nxt == start:
+            break
+        loop.append(nxt)
+        prev, cur = cur, nxt
+        assert len(loop) < 500
+    rim = v[loop]
+    steps = np.abs(np.diff(np.concatenate([rim[:, 1], rim[:1, 1]])))
+    assert len(loop) > 20 and steps.max() < 0.006  # no stair steps
+    assert np.ptp(rim[:, 1]) < 0.06 and np.ptp(rim[:, 0]) > 0.08  # goes round the neck
+    dist, _ = cKDTree(rim).query(rim * MIRROR)
+    assert dist.max() < 1e-6
+
+
 def test_landmarks_are_mirror_symmetric(landmarks):
     pairs = IBUG68_MIRROR != np.arange(68)
     assert np.abs(landmarks[IBUG68_MIRROR] * MIRROR - landmarks)[pairs].max() < 1e-9
