@@ -207,12 +207,34 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSetting
     return Fragments(pix_to_face, bary, depth)
 
 
-def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+class _KernelInterpolate(torch.autograd.Function):
+    """``interpolate`` in the C++ kernel (forward and backward fused); first-order only."""
+
+    @staticmethod
+    def forward(ctx, attributes, faces, pix_to_face, bary, ext):
+        ctx.save_for_backward(attributes, faces, pix_to_face, bary)
+        ctx.ext = ext
+        return ext.interpolate_forward(attributes, faces, pix_to_face, bary)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        attributes, faces, pix_to_face, bary = ctx.saved_tensors
+        need_attr, need_bary = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        grad_attr, grad_bary = ctx.ext.interpolate_backward(grad_out, attributes, faces, pix_to_face, bary,
+                                                            need_attr, need_bary)
+        return (grad_attr if need_attr else None, None, None,
+                grad_bary.to(bary.dtype) if need_bary else None, None)
+
+
+def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments, impl: str = "auto") -> torch.Tensor:
     """Interpolate per-vertex attributes at every pixel with the fragments' barycentrics.
 
     attributes: (B, N, C) or (N, C) values per attribute vertex (positions, normals, uv, colours).
     faces: (F, 3) indices into ``attributes`` with the same triangle order as the rasterized faces
         (e.g. ``uv_faces`` for ``uv_coords``).
+    impl: "auto" (the fused C++ kernel for float CPU tensors when it is built, first-order
+        gradients), "cpp", or "ref" (torch ops, differentiable to any order).
     Returns (B, H, W, C), 0 in background. Differentiable w.r.t. ``attributes`` and (through
     ``fragments.bary``) the vertex positions.
     """
@@ -226,6 +248,18 @@ def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragme
     if attributes.shape[0] not in (1, B):
         raise ShapeError(f"interpolate: attribute batch {attributes.shape[0]} vs fragments batch {B}")
     faces = faces.to(device=attributes.device, dtype=torch.int64)
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= attributes.shape[1]):
+        raise InputError(f"interpolate: face indices outside 0..{attributes.shape[1] - 1} of the attributes")
+    if impl not in ("auto", "cpp", "ref"):
+        raise InputError(f"interpolate: impl must be 'auto', 'cpp' or 'ref', got {impl!r}")
+    if (impl != "ref" and attributes.device.type == "cpu" and fragments.pix_to_face.device.type == "cpu"
+            and attributes.dtype in (torch.float32, torch.float64)):
+        from rig.render import rasterize_cpp
+
+        ext = rasterize_cpp.load_kernel(required=(impl == "cpp"))
+        if ext is not None and hasattr(ext, "interpolate_forward"):
+            return _KernelInterpolate.apply(attributes, faces, fragments.pix_to_face,
+                                            fragments.bary.to(attributes.dtype), ext)
     Ba, N, C = attributes.shape
     lin, fid, bidx = covered_pixels(fragments.pix_to_face)
     vid = faces.index_select(0, fid)  # (P, 3)

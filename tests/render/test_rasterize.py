@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 
+from rig.errors import InputError
 from rig.render import rasterize_cpp
 from rig.render.camera import PerspectiveCamera, frame_head, intrinsics_from_fov
 from rig.render.primitives import uv_sphere
@@ -166,8 +167,9 @@ def test_differentiable_barycentrics_equal_visibility_pass_values():
     assert torch.equal(frags.bary.detach(), bary) and torch.equal(frags.depth.detach(), depth)
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpp"])
 @pytest.mark.parametrize("perspective", [True, False])
-def test_interpolate_gradcheck_vertices_and_attributes(perspective):
+def test_interpolate_gradcheck_vertices_and_attributes(perspective, impl, kernel):
     # A 7x7 image with one triangle well inside plus a second overlapping one: fixed ids, smooth
     # dependence of barycentrics on the vertices.
     screen = torch.tensor([[[0.9, 0.8, 1.0], [6.3, 1.2, 1.4], [1.4, 6.1, 0.8],
@@ -180,7 +182,7 @@ def test_interpolate_gradcheck_vertices_and_attributes(perspective):
     def fn(sc, at):
         bary, depth = barycentrics_from_faces(sc, faces, p2f, perspective)
         frags = type(rasterize(screen, faces, RasterSettings(7, 7, impl="ref")))(p2f, bary, depth)
-        out = interpolate(at, faces, frags)
+        out = interpolate(at, faces, frags, impl=impl)
         return out, torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth))
 
     assert torch.autograd.gradcheck(fn, (screen.clone().requires_grad_(True), attrs.clone().requires_grad_(True)))
@@ -270,3 +272,20 @@ def test_float32_input_gives_the_reference_values_rounded_once(kernel):
     assert cpp[1].dtype == torch.float32 and cpp[2].dtype == torch.float32
     assert torch.equal(ref[0], cpp[0])
     assert torch.equal(ref[1].float(), cpp[1]) and torch.equal(ref[2].float(), cpp[2])
+
+
+@pytest.mark.parametrize("attr_batch", [1, 2])
+def test_fused_interpolate_matches_torch_values_and_gradients(kernel, attr_batch):
+    screen, faces = random_screen_mesh(seed=4, B=2, V=60, F=50, H=20, W=24)
+    attrs0 = torch.randn(attr_batch, 60, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    results = []
+    for impl in ("ref", "cpp"):
+        s, a = screen.clone().requires_grad_(True), attrs0.clone().requires_grad_(True)
+        frags = rasterize(s, faces, RasterSettings(20, 24, impl=impl))
+        out = interpolate(a, faces, frags, impl=impl)
+        (out ** 2).sum().backward()
+        results.append((out.detach(), s.grad, a.grad))
+    for x, y in zip(*results):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
+    with pytest.raises(InputError):
+        interpolate(attrs0, faces + 100, frags)

@@ -293,7 +293,109 @@ at::Tensor rasterize_backward(at::Tensor screen, at::Tensor faces, at::Tensor pi
   return grad;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused attribute interpolation (rig.render.rasterize.interpolate): out[p] = sum_k bary[p,k] *
+// attr[b, faces[f, k]] for covered pixels, 0 elsewhere; and its backward.
+
+template <typename T>
+void interpolate_forward_impl(const T* A, int64_t Ba, int64_t N, int64_t C, const int64_t* fc, const int64_t* P,
+                              const T* BA, int64_t B, int64_t HW, T* out) {
+  at::parallel_for(0, B * HW, 4096, [&](int64_t s, int64_t e) {
+    for (int64_t p = s; p < e; ++p) {
+      T* o = out + p * C;
+      const int64_t f = P[p];
+      if (f < 0) { for (int64_t c = 0; c < C; ++c) o[c] = T(0); continue; }
+      const int64_t b = Ba == 1 ? 0 : p / HW;
+      const T* a0 = A + (b * N + fc[3 * f]) * C;
+      const T* a1 = A + (b * N + fc[3 * f + 1]) * C;
+      const T* a2 = A + (b * N + fc[3 * f + 2]) * C;
+      const T w0 = BA[3 * p], w1 = BA[3 * p + 1], w2 = BA[3 * p + 2];
+      for (int64_t c = 0; c < C; ++c) o[c] = w0 * a0[c] + w1 * a1[c] + w2 * a2[c];
+    }
+  });
+}
+
+template <typename T>
+void interpolate_backward_impl(const T* G, const T* A, int64_t Ba, int64_t N, int64_t C, const int64_t* fc,
+                               const int64_t* P, const T* BA, int64_t B, int64_t HW, T* grad_attr, T* grad_bary) {
+  const int n_threads = std::max(1, at::get_num_threads());
+  const int64_t n_attr = Ba * N * C;
+  std::vector<T> partial(grad_attr ? size_t(n_threads) * n_attr : 0, T(0));
+  at::parallel_for(0, B * HW, 4096, [&](int64_t s, int64_t e) {
+    T* acc = grad_attr ? partial.data() + size_t(at::get_thread_num()) * n_attr : nullptr;
+    for (int64_t p = s; p < e; ++p) {
+      const int64_t f = P[p];
+      if (f < 0) {
+        if (grad_bary) { grad_bary[3 * p] = grad_bary[3 * p + 1] = grad_bary[3 * p + 2] = T(0); }
+        continue;
+      }
+      const int64_t b = Ba == 1 ? 0 : p / HW;
+      const int64_t v[3] = {fc[3 * f], fc[3 * f + 1], fc[3 * f + 2]};
+      const T* g = G + p * C;
+      for (int k = 0; k < 3; ++k) {
+        const int64_t base = (b * N + v[k]) * C;
+        if (grad_bary) {
+          T dot = T(0);
+          for (int64_t c = 0; c < C; ++c) dot += g[c] * A[base + c];
+          grad_bary[3 * p + k] = dot;
+        }
+        if (acc) {
+          const T w = BA[3 * p + k];
+          for (int64_t c = 0; c < C; ++c) acc[base + c] += w * g[c];
+        }
+      }
+    }
+  });
+  if (grad_attr) {
+    for (int t = 0; t < n_threads; ++t) {
+      const T* src = partial.data() + size_t(t) * n_attr;
+      for (int64_t k = 0; k < n_attr; ++k) grad_attr[k] += src[k];
+    }
+  }
+}
+
+at::Tensor interpolate_forward(at::Tensor attr, at::Tensor faces, at::Tensor pix_to_face, at::Tensor bary) {
+  TORCH_CHECK(attr.dim() == 3 && pix_to_face.dim() == 3 && bary.dim() == 4, "interpolate: bad ranks");
+  attr = attr.contiguous();
+  faces = faces.to(at::kLong).contiguous();
+  pix_to_face = pix_to_face.contiguous();
+  bary = bary.to(attr.scalar_type()).contiguous();
+  const int64_t Ba = attr.size(0), N = attr.size(1), C = attr.size(2);
+  const int64_t B = pix_to_face.size(0), HW = pix_to_face.size(1) * pix_to_face.size(2);
+  TORCH_CHECK(Ba == 1 || Ba == B, "interpolate: attribute batch must be 1 or B");
+  auto out = at::empty({B, pix_to_face.size(1), pix_to_face.size(2), C}, attr.options());
+  AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_forward", [&] {
+    interpolate_forward_impl<scalar_t>(attr.data_ptr<scalar_t>(), Ba, N, C, faces.data_ptr<int64_t>(),
+                                       pix_to_face.data_ptr<int64_t>(), bary.data_ptr<scalar_t>(), B, HW,
+                                       out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+std::vector<at::Tensor> interpolate_backward(at::Tensor grad_out, at::Tensor attr, at::Tensor faces,
+                                             at::Tensor pix_to_face, at::Tensor bary, bool need_attr, bool need_bary) {
+  attr = attr.contiguous();
+  grad_out = grad_out.to(attr.scalar_type()).contiguous();
+  faces = faces.to(at::kLong).contiguous();
+  pix_to_face = pix_to_face.contiguous();
+  bary = bary.to(attr.scalar_type()).contiguous();
+  const int64_t Ba = attr.size(0), N = attr.size(1), C = attr.size(2);
+  const int64_t B = pix_to_face.size(0), HW = pix_to_face.size(1) * pix_to_face.size(2);
+  auto grad_attr = need_attr ? at::zeros_like(attr) : at::Tensor();
+  auto grad_bary = need_bary ? at::empty_like(bary) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_backward", [&] {
+    interpolate_backward_impl<scalar_t>(grad_out.data_ptr<scalar_t>(), attr.data_ptr<scalar_t>(), Ba, N, C,
+                                        faces.data_ptr<int64_t>(), pix_to_face.data_ptr<int64_t>(),
+                                        bary.data_ptr<scalar_t>(), B, HW,
+                                        need_attr ? grad_attr.data_ptr<scalar_t>() : nullptr,
+                                        need_bary ? grad_bary.data_ptr<scalar_t>() : nullptr);
+  });
+  return {grad_attr, grad_bary};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("interpolate_forward", &interpolate_forward, "fused attribute interpolation (see rasterize.py)");
+  m.def("interpolate_backward", &interpolate_backward, "backward of interpolate_forward");
   m.def("rasterize_forward", &rasterize_forward, "rig visibility pass (see rasterize_ref.py)");
   m.def("rasterize_backward", &rasterize_backward,
         "gradient of per-pixel barycentrics/depth w.r.t. screen vertices (see rasterize.py)");
