@@ -6,8 +6,8 @@ triangles: ``rig.render.primitives.flame_sized_mesh``), each framed by ``frame_h
 
     raster fwd   visibility pass + barycentrics/depth (``rasterize``, no grad)
     fwd+bwd      ``rasterize`` with grad, ``interpolate`` camera-space normals, sum, ``backward``
-                 (C++: analytic backward of the barycentrics; ref: torch autograd; the
-                 interpolation and its backward are the same torch code in both)
+                 (C++: fused interpolation and analytic backward in the kernel; ref: torch
+                 ops and autograd throughout)
     render       ``render_mesh``: normals, albedo, SH shading, antialiasing (forward, C++ kernel)
 
 Times are milliseconds per frame: the best wall time of ``--repeats`` runs, the median wall time,
@@ -85,7 +85,7 @@ def run(sizes, repeats, ref_repeats, threads):
                 def fwd_bwd():
                     s = screen.detach().requires_grad_(True)
                     frags = rasterize(s, faces, settings)
-                    interpolate(cam_n, faces, frags).sum().backward()
+                    interpolate(cam_n, faces, frags, impl=impl).sum().backward()
 
                 row[f"fwd_{impl}"] = timed(fwd, reps)
                 row[f"fwdbwd_{impl}"] = timed(fwd_bwd, reps)
