@@ -122,13 +122,19 @@ def test_modconv_fast_fuses_noise_bias_activation_and_clamp(batch, up):
 def test_reference_ops_have_correct_gradients():
     torch.manual_seed(0)
     f = setup_filter([1, 3, 3, 1]).double()
-    x = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
-    s = (torch.randn(2, 3, dtype=torch.float64) + 1).requires_grad_(True)
-    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda x, w, s: modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f, flip_weight=False), (x, w, s))
+    x = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    s = (torch.randn(2, 2, dtype=torch.float64) + 1).requires_grad_(True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    def modconv(x, w, s, fused):
+        return modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f, flip_weight=False, fused_modconv=fused)
+
+    assert torch.autograd.gradcheck(lambda x, w, s: modconv(x, w, s, False), (x, w, s))  # the training form
+    upstream = torch.randn_like(modconv(x, w, s, False))
+    g_unfused = torch.autograd.grad((modconv(x, w, s, False) * upstream).sum(), (x, w, s))
+    g_fused = torch.autograd.grad((modconv(x, w, s, True) * upstream).sum(), (x, w, s))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_unfused, g_fused))
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4), (x,))
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl="fast"), (x,))
-    y = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda y, b: bias_act(y, b, act="lrelu", clamp=0.8), (y, b))
