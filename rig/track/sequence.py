@@ -53,7 +53,8 @@ class FollowConfig:
             and that of the last detector-confirmed frame below which the face counts as lost
             (dlib's predictor returns a face-shaped answer on anything, even a blank frame).
         full_frame_upsample: try the whole-frame search once more with this many upsamplings when
-            nothing is found at native size (small faces); 0 disables.
+            nothing is found at native size (small faces); 0 disables. While no face is found the
+            upsampled search (~4x the cost) runs on every ``upsample_every``-th frame only.
         detect_every: run the detector in the crop on every n-th frame only and take the box from
             the previous landmarks in between (tracking mode, ~3x cheaper per frame); 1 = always.
         motion_redetect: in tracking mode, run the detector anyway when the landmarks moved more
@@ -67,6 +68,7 @@ class FollowConfig:
     max_shape_residual: float = 0.3
     min_appearance: float = 0.5
     full_frame_upsample: int = 1
+    upsample_every: int = 5
     detect_every: int = 2
     motion_redetect: float = 0.15
 
@@ -182,6 +184,7 @@ class FaceFollower:
         self.template: np.ndarray | None = None  # upright grey crop of the last confirmed face
         self.tracked_run = 0
         self.frame_count = 0
+        self.missed_run = 0  # frames in a row without any face
         # Detector box relative to the landmarks, in crop pixels: (left, top, right, bottom) around
         # the crop centre. Initial value measured on dlib HOG boxes; refined at every detection.
         r = config.crop_face_radius
@@ -205,7 +208,9 @@ class FaceFollower:
             self.reset()
         found = self._search(frame_rgb)
         if found is None:
+            self.missed_run += 1
             return FrameLandmarks(None, float("nan"), SOURCE_NONE)
+        self.missed_run = 0
         # Re-read the landmarks in the rectified crop so that every frame's landmarks come from the
         # same upright, fixed-size view (mixing views adds jitter).
         refined = self._follow(frame_rgb, found.landmarks)
@@ -230,7 +235,8 @@ class FaceFollower:
     def _search(self, frame_rgb: np.ndarray) -> Detection | None:
         found = [d for d in self.detector.detect(frame_rgb) if d.score >= self.config.min_score]
         upsample = self.config.full_frame_upsample
-        if not found and upsample > 0 and hasattr(self.detector, "upsample"):
+        due = self.missed_run % max(self.config.upsample_every, 1) == 0
+        if not found and upsample > 0 and due and hasattr(self.detector, "upsample"):
             saved = self.detector.upsample
             try:
                 self.detector.upsample = saved + upsample
