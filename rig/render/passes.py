@@ -34,7 +34,7 @@ class RenderConfig:
     background: linear RGB of background pixels in ``rgb`` and ``albedo``.
     antialias: blend silhouettes (gives edge gradients; see ``rig.render.antialias``).
     cull_backfaces: skip triangles facing away (faster; closed meshes look the same).
-    impl: visibility-pass implementation, "auto" | "cpp" | "ref".
+    impl: rasterizer and interpolation implementation, "auto" | "cpp" | "ref".
     landmark_depth_tolerance: metres a landmark may lie behind the z-buffer and still count as visible.
     use_albedo_texture: sample the model's albedo texture when it has one and UVs.
     """
@@ -142,20 +142,20 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, camera, config: Ren
 
     world_n = vertex_normals(vertices, faces)
     cam_n = world_n @ camera.R.to(dtype=dtype, device=device).transpose(1, 2)
-    normal = interpolate(cam_n, faces, frags)
+    normal = interpolate(cam_n, faces, frags, impl=config.impl)
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     normal = torch.where(mask[..., None], normal, torch.zeros_like(normal))
 
     uv = torch.zeros(B, camera.height, camera.width, 2, dtype=dtype, device=device)
     if uv_coords is not None and uv_faces is not None:
-        uv = interpolate(uv_coords.to(device=device, dtype=dtype), uv_faces, frags)
+        uv = interpolate(uv_coords.to(device=device, dtype=dtype), uv_faces, frags, impl=config.impl)
     bg = torch.as_tensor(config.background, dtype=dtype, device=device)
     if texture is not None and uv_coords is not None and uv_faces is not None:
         albedo = sample_texture(texture.to(device=device, dtype=dtype), uv)
     else:
         colours = vertex_colors if vertex_colors is not None else torch.tensor(DEFAULT_ALBEDO, dtype=dtype).expand(
             vertices.shape[1], 3)
-        albedo = interpolate(colours.to(device=device, dtype=dtype), faces, frags)
+        albedo = interpolate(colours.to(device=device, dtype=dtype), faces, frags, impl=config.impl)
     albedo = torch.where(mask[..., None], albedo, bg)
 
     sh = _sh_tensor(config.light, B, dtype, device)
