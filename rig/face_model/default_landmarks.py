@@ -256,7 +256,10 @@ def place_landmarks(geo, config) -> LandmarkEmbedding:
 
     geo: ``build_default.GeometryStage``; config: ``build_default.DefaultHeadConfig``.
     """
-    import dlib
+    try:
+        import dlib
+    except ImportError:
+        raise InputError("placing the default head's landmarks needs 'dlib' (pip install 'rig[build]')") from None
     from tqdm import tqdm
 
     vertices, faces, regions = geo.v_template, geo.selection.faces, geo.vertex_regions
