@@ -91,6 +91,26 @@ class WorldRenderer:
         values = sample_texture(textures, uv.expand(len(textures), -1, -1, -1))[:, 0].numpy()  # (1+K, V, 3)
         return values[0], values[1:]
 
+    def _albedo_colours(self, coeffs: np.ndarray) -> np.ndarray:
+        """(V, 3) albedo for albedo-model coefficients (K,).
+
+        The model's components are additive offsets sized for a mid skin tone; on very dark skin a
+        negative lip offset would turn the lips teal and a cheek offset paint red blotches. So every
+        component other than 'skin_tone' is scaled by the skin's mean brightness relative to the
+        mid tone, which makes them act like relative tints.
+        """
+        mean, basis = self.vertex_albedo
+        names = list(self.model.data.albedo_names)
+        skin = self.region["skin"]
+        scale = np.ones(len(coeffs))
+        if "skin_tone" in names:
+            k = names.index("skin_tone")
+            toned = mean[skin] + coeffs[k] * basis[k][skin]
+            ratio = float(np.clip(toned, 0, 1).mean() / max(mean[skin].mean(), 1e-6))
+            scale[:] = min(ratio, 1.0)
+            scale[k] = 1.0
+        return np.clip(mean + np.tensordot(coeffs * scale, basis, axes=1), 0, 1)
+
     def _vertex_colours(self, rows: list[dict]) -> torch.Tensor:
         V = self.model.n_vertices
         cols = np.zeros((len(rows), V, 3), np.float32)
@@ -100,8 +120,7 @@ class WorldRenderer:
             bald = list(HAIR_STYLES)[int(row["hair_style"])] == "bald"
             rng = np.random.default_rng(int(row["colour_noise_seed"]))
             if self.vertex_albedo is not None and len(row["albedo"]):
-                mean, basis = self.vertex_albedo
-                c = np.clip(mean + np.tensordot(np.asarray(row["albedo"]), basis, axes=1), 0, 1)
+                c = self._albedo_colours(np.asarray(row["albedo"]))
             else:
                 c = np.tile(skin, (V, 1)) * (1 + rng.normal(0, 0.03, (V, 1)))
                 c[r["neck"]] = skin

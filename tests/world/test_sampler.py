@@ -124,3 +124,20 @@ def test_sampler_deterministic_across_shardings_and_resumes(tmp_path, default_mo
     assert sample_world(tmp_path / "b", 6, seed=5, cfg=cfg, shard_size=3, batch=2, progress=False) == 0
     with pytest.raises(InputError, match="different seed"):
         sample_world(tmp_path / "b", 6, seed=6, cfg=cfg, shard_size=3, progress=False)
+
+
+def test_albedo_tints_stay_skin_coloured_on_dark_skin(default_model_available):
+    from rig.world.render import WorldRenderer
+
+    model = load_face_model("default")
+    if model.data.albedo_basis is None:
+        pytest.skip("default head has no albedo model")
+    renderer = WorldRenderer(model, WorldConfig(resolution=16))
+    names = list(model.data.albedo_names)
+    for tone in (-2.0, 0.0, 2.0):
+        for lip in (-2.0, 2.0):
+            c = np.zeros(len(names))
+            c[names.index("skin_tone")] = tone
+            c[names.index("lip_colour")] = lip
+            lips = renderer._albedo_colours(c)[renderer.region["lips"]].mean(0)
+            assert lips[0] >= lips[1] and lips[0] >= lips[2], (tone, lip, lips)  # never teal / green lips
