@@ -26,6 +26,7 @@ from PIL import Image
 
 from rig.errors import InputError
 from rig.io.atomic import atomic_path, write_text_atomic
+from rig.io.tagged_json import read_tagged_json
 
 DATASET_FORMAT = "rig.world_dataset"
 DATASET_VERSION = 1
@@ -55,18 +56,7 @@ def write_info(root: str | os.PathLike, info: dict[str, Any]) -> None:
 
 
 def read_info(root: str | os.PathLike) -> dict[str, Any]:
-    path = Path(root) / INFO_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found (is {root} a rig world dataset?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: unreadable dataset description ({e})") from None
-    if not isinstance(info, dict) or info.get("format") != DATASET_FORMAT:
-        raise InputError(f"{path}: not a rig world dataset description")
-    if info.get("format_version", 0) > DATASET_VERSION:
-        raise InputError(f"{path}: dataset format {info['format_version']} is newer than this rig reads")
-    return info
+    return read_tagged_json(Path(root) / INFO_FILE, DATASET_FORMAT, DATASET_VERSION, "rig world dataset description")
 
 
 def write_shard(root: str | os.PathLike, shard: int, images: np.ndarray, indices: np.ndarray,

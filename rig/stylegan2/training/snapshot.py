@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from rig.errors import CheckpointError
 from rig.io.atomic import atomic_path, write_text_atomic
+from rig.io.tagged_json import read_tagged_json
 
 SNAPSHOT_FORMAT = "rig.train_snapshot"
 SNAPSHOT_VERSION = 1
@@ -72,16 +73,7 @@ def write_snapshot(run_dir: str | os.PathLike, nimg: int, snap: Snapshot, keep: 
 def read_snapshot(path: str | os.PathLike) -> Snapshot:
     """Read a snapshot given its ``.json`` (or ``.safetensors``) path; raise ``CheckpointError`` if unusable."""
     path = Path(path).with_suffix(".json")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: snapshot file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not a rig training snapshot ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
-        raise CheckpointError(f"{path}: not a rig training snapshot (format is {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("format_version", 0) > SNAPSHOT_VERSION:
-        raise CheckpointError(f"{path}: snapshot format {meta['format_version']} is newer than this rig reads ({SNAPSHOT_VERSION})")
+    meta = read_tagged_json(path, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "rig training snapshot", CheckpointError)
     blob = path.with_suffix(".safetensors")
     try:
         tensors = load_file(str(blob))
