@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import io
 import os
-import pickle
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,7 +251,8 @@ def read_snapshot(path: str | os.PathLike | bytes, name: str | None = None) -> N
         setattr(snap, key, value)
     tsk = data.get("training_set_kwargs")
     snap.training_set_kwargs = _plain_dict(tsk) if isinstance(tsk, dict) else None
-    snap.other_keys = sorted(str(k) for k in data if k not in ("G", "D", "G_ema", "augment_pipe", "training_set_kwargs"))
+    known = ("G", "D", "G_ema", "augment_pipe", "training_set_kwargs")
+    snap.other_keys = sorted(str(k) for k in data if k not in known)
     if snap.G is None and snap.G_ema is None and snap.D is None:
         raise CheckpointError(f"{label}: snapshot holds no network (keys: {sorted(map(str, data))})")
     return snap
@@ -286,4 +286,3 @@ def record_state_dict(record: PersistentRecord, prefix: str = "") -> tuple[dict[
 
 
 __all__ = ["NvidiaSnapshot", "PersistentRecord", "parse_legacy_storage", "read_snapshot", "record_state_dict"]
-_ = pickle  # the stdlib pickle module is only used through the restricted unpickler

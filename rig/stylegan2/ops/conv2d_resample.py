@@ -82,7 +82,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 
     if down > 1 and up == 1:
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
-        return apply_epilogue(_conv(x, w, stride=down, groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
+        x = _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight, channels_last=fast)
+        return apply_epilogue(x, epilogue)
 
     if up > 1:
         # Transposed convolution wants (Cin, Cout/groups, kh, kw) per group.
@@ -92,7 +93,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
             w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
             w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
         pxt, pyt, (px0, px1, py0, py1) = _transposed_geometry(kw, kh, up, (px0, px1, py0, py1))
-        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight, channels_last=fast)
+        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight,
+                  channels_last=fast)
         if down > 1:
             x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], gain=up ** 2,
                           flip_filter=flip_filter, impl=impl)
@@ -100,7 +102,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         return _final_fir(x, f, 1, [px0, px1, py0, py1], up ** 2, flip_filter, impl, epilogue)
 
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return apply_epilogue(_conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight, channels_last=fast), epilogue)
+        x = _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight, channels_last=fast)
+        return apply_epilogue(x, epilogue)
 
     x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2,
                   flip_filter=flip_filter, impl=impl)
