@@ -170,3 +170,17 @@ def test_image_grid_layout():
     np.testing.assert_array_equal(g[0:4, 6:12], ref[1])
     np.testing.assert_array_equal(g[4:8, 0:6], ref[3])
     np.testing.assert_array_equal(g[4:8, 12:18], 0)  # the empty sixth cell
+
+
+def test_stop_request_snapshots_and_returns(tmp_path):
+    calls = []
+
+    def stop_after_three():
+        calls.append(1)
+        return len(calls) >= 3
+
+    cfg = _tiny(kimg=0.064, snapshot_kimg=0.032)
+    trainer = Trainer.start(cfg, _images(), tmp_path, progress=False)
+    last = trainer.train(should_stop=stop_after_three)
+    assert trainer.nimg == 12 and last.name == "snapshot-000000012.json"
+    assert Trainer.resume(tmp_path, _images(), progress=False).nimg == 12

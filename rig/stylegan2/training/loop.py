@@ -304,10 +304,12 @@ class Trainer:
             entry.update(kimg=self.nimg / 1000, sec_per_kimg=seconds / max(images, 1) * 1000, wall_seconds=round(self.wall_seconds, 1))
             self.history.append(entry)
 
-    def train(self, on_snapshot: Callable[[Path], None] | None = None) -> Path | None:
+    def train(self, on_snapshot: Callable[[Path], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> Path | None:
         """Train until ``cfg.kimg``; snapshot by kimg and by wall-clock; return the last snapshot path.
 
-        ``on_snapshot`` is called with each new snapshot's path (e.g. to export a network file).
+        ``on_snapshot`` is called with each new snapshot's path. ``should_stop`` is polled after every
+        step; when it returns True the run snapshots and returns early (e.g. on SIGTERM).
         """
         from tqdm import tqdm
 
@@ -342,13 +344,16 @@ class Trainer:
                                         f"{3600 / max(last.get('sec_per_kimg', 1e9), 1e-9):.1f} kimg/h", refresh=False)
                 by_kimg = self.nimg // snap_every != (self.nimg - cfg.batch) // snap_every
                 by_time = cfg.snapshot_minutes is not None and time.monotonic() - t_snap >= cfg.snapshot_minutes * 60
-                if by_kimg or by_time or self.nimg >= target:
+                stop = should_stop is not None and should_stop()
+                if by_kimg or by_time or stop or self.nimg >= target:
                     self._log(time.monotonic() - t_log, self.nimg - n_log)
                     t_log, n_log = time.monotonic(), self.nimg
                     last_path = self.save_snapshot()
                     t_snap = time.monotonic()
                     if on_snapshot is not None:
                         on_snapshot(last_path)
+                if stop:
+                    break
         finally:
             bar.close()
             torch.set_num_threads(old_threads)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from pathlib import Path
 
 from rig.errors import InputError
@@ -33,4 +36,28 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
         trainer = Trainer.start(cfg, images, run_dir, progress=progress)
-    return trainer, trainer.train()
+    with _stop_on_signals() as stopped:
+        last = trainer.train(should_stop=stopped)
+    return trainer, last
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turn SIGTERM / SIGINT into a polite stop (the loop snapshots, then returns), so a session that
+    ends or a Ctrl-C loses nothing; a second signal interrupts at once."""
+    requested = []
+
+    def handler(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
