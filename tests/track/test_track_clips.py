@@ -159,9 +159,9 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     from rig.track.sequence import follow_face
 
     model = load_face_model("default", dtype=torch.float32)
-    T, W = 10, 256
+    T, W = 12, 256
     p = model.zero_params(T)
-    yaw = torch.linspace(-0.3, 0.3, T)
+    yaw = torch.linspace(-0.6, 0.6, T)  # +-34 degrees
     p.global_pose[:, 1] = yaw
     p.jaw_pose[:, 0] = torch.linspace(0.0, 0.2, T)
     f = 420.0
