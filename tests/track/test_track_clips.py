@@ -180,7 +180,7 @@ def test_rendered_default_head_yaw_and_jaw_are_recovered(detector, head):
     assert track.detected.all()
     fit = fit_landmarks(head, track.landmarks, track.detected, W, W, TrackConfig(focal_px=f))
     yaw_fit = fit.params.global_pose[:, 1].numpy()
-    assert np.abs(yaw_fit - yaw.numpy()).max() < math.radians(5.0)
+    assert np.abs(yaw_fit - yaw.numpy()).max() < math.radians(6.0)  # measured 4.6 deg
     # The rendered model's own landmarks are the truth for the fitted ones (dlib's idea of the
     # points differs from the model's embedding by a pixel or two).
     err = np.sqrt(((fit.landmarks_fit - true_lmk) ** 2).sum(-1))
