@@ -41,12 +41,8 @@ def _perspective(focal: float, distance: float) -> PerspectiveCamera:
 
 
 @pytest.fixture(scope="module")
-def flame():
-    from pathlib import Path
-
-    from tests.conftest import SHARED_FIXTURES  # noqa: F401 - path constant only
-
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "flame_format" / "generic_model.pkl"
+def flame(flame_fixture_dir):
+    path = flame_fixture_dir / "generic_model.pkl"
     if not path.is_file():
         pytest.skip("FLAME-format fixture not found")
     return load_face_model(path, dtype=torch.float64)
