@@ -56,8 +56,12 @@ class LandmarkDetector(Protocol):
     #: smallest face box side (pixels) the detector finds without upsampling.
     min_face_size: float
 
-    def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
-        """All faces in ``frame_rgb`` ((H, W, 3) uint8 RGB), best (highest score) first."""
+    def detect(self, frame_rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
+        """All faces in ``frame_rgb`` ((H, W, 3) uint8 RGB), best (highest score) first.
+
+        ``upsample``: image doublings before searching (finds smaller faces, slower); None = the
+        backend's default.
+        """
         ...
 
     def landmarks_in_box(self, frame_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -123,9 +127,10 @@ class DlibLandmarkDetector:
         self.upsample = int(upsample)
         self.score_threshold = float(score_threshold)
 
-    def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+    def detect(self, frame_rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
         frame_rgb = check_frame(frame_rgb)
-        rects, scores, kinds = self._detector.run(frame_rgb, self.upsample, self.score_threshold)
+        upsample = self.upsample if upsample is None else int(upsample)
+        rects, scores, kinds = self._detector.run(frame_rgb, upsample, self.score_threshold)
         found = []
         for rect, score, kind in zip(rects, scores, kinds):
             box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], dtype=np.float64)

@@ -236,13 +236,8 @@ class FaceFollower:
         found = [d for d in self.detector.detect(frame_rgb) if d.score >= self.config.min_score]
         upsample = self.config.full_frame_upsample
         due = self.missed_run % max(self.config.upsample_every, 1) == 0
-        if not found and upsample > 0 and due and hasattr(self.detector, "upsample"):
-            saved = self.detector.upsample
-            try:
-                self.detector.upsample = saved + upsample
-                found = [d for d in self.detector.detect(frame_rgb) if d.score >= self.config.min_score]
-            finally:
-                self.detector.upsample = saved
+        if not found and upsample > 0 and due:
+            found = [d for d in self.detector.detect(frame_rgb, upsample=upsample) if d.score >= self.config.min_score]
         return found[0] if found else None
 
     def _follow(self, frame_rgb: np.ndarray, previous: np.ndarray, force_detect: bool = False) -> FrameLandmarks | None:
