@@ -213,3 +213,14 @@ def test_blendshape_jacobian_matches_finite_differences(which, flame):
                 st["expression"][:, k] += eps
             ref[:, :, k] = ((fitter._project_fixed_bins(st, bins, sh) - base) / eps).reshape(B, 136)
         assert float((fast - ref).norm() / ref.norm()) < 1e-4
+
+
+def test_interpolate_missing_is_linear_inside_and_constant_at_the_ends():
+    T = 7
+    lmk = np.full((T, 68, 2), np.nan)
+    detected = np.array([False, True, False, False, True, True, False])
+    lmk[1], lmk[4], lmk[5] = 1.0, 4.0, 10.0
+    out = interpolate_missing(lmk, detected)
+    np.testing.assert_allclose(out[:, 0, 0], [1.0, 1.0, 2.0, 3.0, 4.0, 10.0, 10.0])
+    with pytest.raises(InputError):
+        interpolate_missing(lmk, np.zeros(T, bool))
