@@ -57,8 +57,9 @@ _R_FRONT = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))  # camera in fr
 _POSE_KEYS = ("global_pose", "neck_pose", "jaw_pose")
 DTYPE = torch.float64
 # Weight of the acceleration penalty at smooth=1. As a filter on a landmark track (data term
-# x^2/2), lambda = 0.1 keeps 91% of a motion with a 6-frame period (fast mouth motion at 25 fps)
-# and removes 60% of frame-to-frame alternating jitter: 1 / (1 + 2 lambda (2 - 2 cos w)^2).
+# x^2/2, penalty lambda * (second difference)^2) the response is 1 / (1 + 2 lambda (2 - 2 cos w)^2):
+# lambda = 0.1 keeps 83% of a motion with a 6-frame period (fast mouth motion at 25 fps), all of
+# steady motion, and removes 76% of frame-to-frame alternating jitter.
 SMOOTH_UNIT = 0.1
 # Head-turn measure |a| (see ``_ClipFitter._contour_visibility``) at which the far half of a static
 # jaw line gets weight 0. Chosen on renders of the default head turning +-40 degrees: yaw RMS error
