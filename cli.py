@@ -349,6 +349,12 @@ def track_cmd(video, output, face_model, overlay, start, end, smooth, focal, cam
         missing = np.flatnonzero(~lt.detected) + first
         shown = ", ".join(str(i) for i in missing[:20]) + (" ..." if len(missing) > 20 else "")
         click.echo(f"warning: no face in {n - found} frame(s), interpolated and flagged (detected=False): {shown}")
+    from rig.track.pipeline import outlier_frames
+
+    suspect = np.flatnonzero(outlier_frames(fit.residual_px, lt.landmarks)) + first
+    if len(suspect):
+        click.echo(f"note: {len(suspect)} frame(s) fit much worse than the rest (fit_outlier): "
+                   + ", ".join(str(i) for i in suspect[:20]) + (" ..." if len(suspect) > 20 else ""))
     if result.truncated:
         click.echo(f"warning: {video} stops decoding before its declared end (damaged or cut file); "
                    f"tracked the {n} frames that decode")

@@ -11,7 +11,8 @@ draws the result over it. Memory holds the landmarks and parameters, never the f
     landmarks_detected (T, 68, 2) pixels, NaN where no face was found; landmarks_fit (T, 68, 2)
     the fitted model's landmarks projected; detected (T,) bool; landmark_source (T,) int8
     (0 none, 1 full-frame detection, 2 crop detection, 3 tracked); detection_score (T,);
-    fit_residual_px (T,) RMS fitted-vs-detected distance; fps, width, height, frame_start
+    fit_residual_px (T,) RMS fitted-vs-detected distance; fit_outlier (T,) bool, detected frames the
+    model fits much worse than the rest (suspect landmarks); fps, width, height, frame_start
     (first frame's index in the video); camera_model ("perspective" | "weak_perspective");
     K (3, 3), R (3, 3), t (3,) for perspective (OpenCV: X_cam = R X_world + t, pixel centres at
     +0.5) or weak_perspective (T, 3) = DECA-style (scale, tx, ty) per frame; face_model (its spec).
@@ -110,6 +111,25 @@ def track_video(path: str | os.PathLike, face_model: FaceModel, config: TrackCon
                      {"landmarks": t1 - t0, "fit": t2 - t1}, truncated=reader.truncated)
 
 
+def outlier_frames(residual_px: np.ndarray, landmarks: np.ndarray, factor: float = 3.0,
+                   min_radii: float = 0.08) -> np.ndarray:
+    """(T,) bool: detected frames whose fit residual exceeds ``factor`` x the clip's median and
+    ``min_radii`` face radii: landmarks the model cannot explain (a mis-detection, an occlusion).
+
+    residual_px: (T,) NaN where undetected. landmarks: (T, 68, 2) detected landmarks (for the radius).
+    """
+    finite = np.isfinite(residual_px)
+    out = np.zeros(residual_px.shape, bool)
+    if not finite.any():
+        return out
+    seen = landmarks[finite]
+    centred = seen - seen.mean(axis=1, keepdims=True)
+    radius = np.sqrt((centred ** 2).sum(-1).mean(-1))
+    limit = np.maximum(factor * np.median(residual_px[finite]), min_radii * radius)
+    out[finite] = residual_px[finite] > limit
+    return out
+
+
 def track_arrays(result: ClipTrack) -> dict[str, np.ndarray]:
     """The ``track.npz`` arrays of a ``ClipTrack`` (see the module docstring)."""
     fit, lt = result.fit, result.landmarks
@@ -121,6 +141,7 @@ def track_arrays(result: ClipTrack) -> dict[str, np.ndarray]:
     arrays.update(
         landmarks_detected=lt.landmarks, landmarks_fit=fit.landmarks_fit, detected=lt.detected,
         landmark_source=lt.source, detection_score=lt.scores, fit_residual_px=fit.residual_px,
+        fit_outlier=outlier_frames(fit.residual_px, lt.landmarks),
         fps=np.float64(result.fps), width=np.int64(fit.width), height=np.int64(fit.height),
         frame_start=np.int64(result.frame_start), camera_model=np.array(fit.camera_model),
         face_model=np.array(result.face_model),

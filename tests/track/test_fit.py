@@ -224,3 +224,16 @@ def test_interpolate_missing_is_linear_inside_and_constant_at_the_ends():
     np.testing.assert_allclose(out[:, 0, 0], [1.0, 1.0, 2.0, 3.0, 4.0, 10.0, 10.0])
     with pytest.raises(InputError):
         interpolate_missing(lmk, np.zeros(T, bool))
+
+
+def test_outlier_frames_flag_badly_fitted_detections():
+    from rig.track.pipeline import outlier_frames
+
+    rng = np.random.default_rng(0)
+    lmk = rng.normal(0, 30.0, (10, 68, 2)) + 100.0  # RMS radius ~42 px
+    residual = np.full(10, 1.0)
+    residual[3] = 8.0   # > 3x median and > 8% of the radius
+    residual[5] = 2.5   # 2.5x median: fine
+    residual[7] = np.nan  # undetected: never an outlier
+    flags = outlier_frames(residual, lmk)
+    np.testing.assert_array_equal(np.flatnonzero(flags), [3])

@@ -110,7 +110,7 @@ def test_cli_writes_track_npz_and_overlay(tmp_path, detector):
     for key, shape in (("expression", (T, 52)), ("global_pose", (T, 3)), ("neck_pose", (T, 3)), ("jaw_pose", (T, 3)),
                        ("eye_pose", (T, 6)), ("translation", (T, 3)), ("shape", (100,)),
                        ("landmarks_detected", (T, 68, 2)), ("landmarks_fit", (T, 68, 2)), ("detected", (T,)),
-                       ("K", (3, 3)), ("R", (3, 3)), ("t", (3,))):
+                       ("fit_outlier", (T,)), ("landmark_source", (T,)), ("K", (3, 3)), ("R", (3, 3)), ("t", (3,))):
         assert data[key].shape == shape, key
     assert data["detected"].all() and float(data["fps"]) == pytest.approx(24.0)
     assert int(data["width"]) == 240 and int(data["height"]) == 240 and str(data["camera_model"]) == "perspective"
