@@ -215,8 +215,12 @@ at::Tensor rasterize_backward(at::Tensor screen, at::Tensor faces, at::Tensor pi
   const int64_t B = screen.size(0), V = screen.size(1);
   const int64_t H = pix_to_face.size(1), W = pix_to_face.size(2);
   TORCH_CHECK(pix_to_face.size(0) == B, "batch mismatch");
-  const int n_threads = std::max(1, at::get_num_threads());
-  std::vector<double> partial(size_t(n_threads) * B * V * 3, 0.0);
+  // Fixed chunks of rows, each with its own gradient buffer (indexed by chunk, not by thread id, so
+  // it stays correct whatever threads at::parallel_for uses), summed at the end.
+  const int64_t n_rows = B * H;
+  const int64_t n_chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_rows));
+  const int64_t chunk_rows = (n_rows + n_chunks - 1) / n_chunks;
+  std::vector<double> partial(size_t(n_chunks) * B * V * 3, 0.0);
   const double* S = screen.data_ptr<double>();
   const int64_t* fc = faces.data_ptr<int64_t>();
   const int64_t* P = pix_to_face.data_ptr<int64_t>();
@@ -224,8 +228,10 @@ at::Tensor rasterize_backward(at::Tensor screen, at::Tensor faces, at::Tensor pi
   const double* D = depth.data_ptr<double>();
   const double* GB = grad_bary.data_ptr<double>();
   const double* GD = grad_depth.data_ptr<double>();
-  at::parallel_for(0, B * H, 16, [&](int64_t r0, int64_t r1) {
-    double* acc = partial.data() + size_t(at::get_thread_num()) * B * V * 3;
+  at::parallel_for(0, n_chunks, 1, [&](int64_t c0, int64_t c1) {
+   for (int64_t chunk = c0; chunk < c1; ++chunk) {
+    double* acc = partial.data() + size_t(chunk) * B * V * 3;
+    const int64_t r0 = chunk * chunk_rows, r1 = std::min(n_rows, r0 + chunk_rows);
     for (int64_t row = r0; row < r1; ++row) {
       const int64_t b = row / H, i = row % H;
       const double py = double(i) + 0.5;
@@ -282,11 +288,12 @@ at::Tensor rasterize_backward(at::Tensor screen, at::Tensor faces, at::Tensor pi
         }
       }
     }
+   }
   });
   auto grad = at::zeros({B, V, 3}, at::kDouble);
   double* G = grad.data_ptr<double>();
   const int64_t n = B * V * 3;
-  for (int t = 0; t < n_threads; ++t) {
+  for (int64_t t = 0; t < n_chunks; ++t) {
     const double* src = partial.data() + size_t(t) * n;
     for (int64_t k = 0; k < n; ++k) G[k] += src[k];
   }
@@ -318,11 +325,15 @@ void interpolate_forward_impl(const T* A, int64_t Ba, int64_t N, int64_t C, cons
 template <typename T>
 void interpolate_backward_impl(const T* G, const T* A, int64_t Ba, int64_t N, int64_t C, const int64_t* fc,
                                const int64_t* P, const T* BA, int64_t B, int64_t HW, T* grad_attr, T* grad_bary) {
-  const int n_threads = std::max(1, at::get_num_threads());
+  const int64_t n_pix = B * HW;
+  const int64_t n_chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_pix));
+  const int64_t chunk_pix = (n_pix + n_chunks - 1) / n_chunks;
   const int64_t n_attr = Ba * N * C;
-  std::vector<T> partial(grad_attr ? size_t(n_threads) * n_attr : 0, T(0));
-  at::parallel_for(0, B * HW, 4096, [&](int64_t s, int64_t e) {
-    T* acc = grad_attr ? partial.data() + size_t(at::get_thread_num()) * n_attr : nullptr;
+  std::vector<T> partial(grad_attr ? size_t(n_chunks) * n_attr : 0, T(0));
+  at::parallel_for(0, n_chunks, 1, [&](int64_t c0, int64_t c1) {
+   for (int64_t chunk = c0; chunk < c1; ++chunk) {
+    T* acc = grad_attr ? partial.data() + size_t(chunk) * n_attr : nullptr;
+    const int64_t s = chunk * chunk_pix, e = std::min(n_pix, s + chunk_pix);
     for (int64_t p = s; p < e; ++p) {
       const int64_t f = P[p];
       if (f < 0) {
@@ -345,9 +356,10 @@ void interpolate_backward_impl(const T* G, const T* A, int64_t Ba, int64_t N, in
         }
       }
     }
+   }
   });
   if (grad_attr) {
-    for (int t = 0; t < n_threads; ++t) {
+    for (int64_t t = 0; t < n_chunks; ++t) {
       const T* src = partial.data() + size_t(t) * n_attr;
       for (int64_t k = 0; k < n_attr; ++k) grad_attr[k] += src[k];
     }
