@@ -4,6 +4,7 @@ Clip: ``skimage.data.astronaut()`` moved along a roll swing (+-20 deg) with a sl
 written to H.264 with rig's writer (so the end-to-end run decodes a real file). Stages:
 
     detect      whole-frame HOG detection + 68 landmarks on every frame (``DlibLandmarkDetector.detect``)
+    landmarks   the 68-point predictor alone, in each frame's known face box (``landmarks_in_box``)
     follow      the tracker's per-frame path: detection + landmarks in the rectified crop
                 (``FaceFollower.step``), i.e. what ``rig track`` runs
     fit         ``fit_landmarks`` on the follower's landmarks (default head, perspective, focal estimated)
@@ -74,6 +75,14 @@ def run(n_frames: int, repeats: int, threads: int | None) -> dict:
     best, med, found = timed(detect_all, repeats)
     results["detect"] = {"fps": n_frames / best, "fps_median": n_frames / med,
                          "found": sum(bool(d) for d in found)}
+    boxes = [d[0].box for d in found if d]
+    with_box = [f for f, d in zip(frames, found) if d]
+
+    def landmarks_only():
+        return [detector.landmarks_in_box(f, b) for f, b in zip(with_box, boxes)]
+
+    best, med, _ = timed(landmarks_only, repeats)
+    results["landmarks"] = {"fps": len(boxes) / best, "fps_median": len(boxes) / med}
 
     def follow_all():
         follower = FaceFollower(detector, config.follow)
@@ -110,7 +119,7 @@ def main() -> None:
     args = ap.parse_args()
     results = run(args.frames, args.repeats, args.threads)
     print(f"tracker benchmark, {results['frames']} frames at {results['size']} (best / median of {args.repeats})")
-    for stage in ("detect", "follow", "fit", "end_to_end"):
+    for stage in ("detect", "landmarks", "follow", "fit", "end_to_end"):
         r = results[stage]
         extra = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
                           if k not in ("fps", "fps_median"))
