@@ -14,8 +14,8 @@ import torch
 
 from rig.errors import ShapeError
 from rig.render.antialias import antialias
-from rig.render.rasterize import Fragments, RasterSettings, interpolate, rasterize
-from rig.render.shading import light_preset, sample_texture, shade_lambert, vertex_normals
+from rig.render.rasterize import Fragments, RasterSettings, covered_pixels, interpolate, rasterize
+from rig.render.shading import light_preset, sample_texture, sh_shading_points, vertex_normals
 
 # Linear-RGB albedo per region when a model has no albedo texture (order = REGION_NAMES).
 DEFAULT_REGION_ALBEDO = {
@@ -159,7 +159,12 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, camera, config: Ren
     albedo = torch.where(mask[..., None], albedo, bg)
 
     sh = _sh_tensor(config.light, B, dtype, device)
-    rgb = torch.where(mask[..., None], shade_lambert(albedo, normal, sh), bg)
+    # Shade only the covered pixels (a face fills a fraction of the frame).
+    lin, _, bidx = covered_pixels(frags.pix_to_face)
+    flat_albedo = albedo.reshape(-1, 3).index_select(0, lin)
+    shaded = flat_albedo * sh_shading_points(normal.reshape(-1, 3).index_select(0, lin), sh, bidx)
+    rgb = bg.expand(B * camera.height * camera.width, 3).to(shaded.dtype).index_copy(0, lin, shaded)
+    rgb = rgb.view(B, camera.height, camera.width, 3)
     if config.antialias:
         rgb = antialias(rgb, frags, screen, faces)
 

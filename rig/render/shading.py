@@ -64,6 +64,24 @@ def sh_shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     return out.reshape(*normals.shape[:-1], sh.shape[-1])
 
 
+def sh_shading_points(normals: torch.Tensor, sh: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+    """``sh_shading`` for a flat list of points from several images (e.g. only the covered pixels).
+
+    normals: (N, 3) unit normals; sh: (B, 9, C) or (9, C); batch_index: (N,) int64 image of each
+    point. Returns (N, C).
+    """
+    if sh.ndim == 2:
+        sh = sh.unsqueeze(0)
+    if sh.ndim != 3 or sh.shape[1] != 9:
+        raise ShapeError(f"sh_shading_points: sh must be (B, 9, C) or (9, C), got {tuple(sh.shape)}")
+    factors = torch.tensor(LAMBERT_FACTORS, dtype=normals.dtype, device=normals.device)
+    weighted = sh.to(normals.dtype) * factors[None, :, None]  # fold A_l / pi into the coefficients
+    basis = sh_basis(normals)  # (N, 9)
+    if weighted.shape[0] == 1:
+        return basis @ weighted[0]
+    return torch.bmm(basis.unsqueeze(1), weighted.index_select(0, batch_index)).squeeze(1)
+
+
 def shade_lambert(albedo: torch.Tensor, normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     """rgb (B, ..., C) = albedo (B, ..., C) * ``sh_shading(normals, sh)``; radiance, linear RGB."""
     return albedo * sh_shading(normals, sh)

@@ -100,3 +100,16 @@ def test_render_face_on_the_flame_fixture_projects_the_models_landmarks(flame_fi
     zbuf = p.depth[0, rows, cols]
     assert (zbuf[vis] >= p.landmarks_depth[0, vis] - 0.006).all()
     assert (zbuf[~vis] < p.landmarks_depth[0, ~vis] - 0.006).all()  # the hidden ones are behind the surface
+
+
+def test_rgb_is_albedo_times_sh_shading_of_the_normal_pass():
+    from rig.render.shading import light_preset, sh_shading
+
+    v, f, cam = _sphere_scene(size=32)
+    colours = torch.rand(v.shape[0], 3, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    p = render_mesh(v, f, cam, RenderConfig(light="left", antialias=False, background=(0.1, 0.2, 0.3)),
+                    vertex_colors=colours)
+    expect = p.albedo * sh_shading(p.normal, light_preset("left"))
+    m = p.mask[0]
+    assert torch.allclose(p.rgb[0][m], expect[0][m])
+    assert torch.allclose(p.rgb[0][~m], torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64).expand(int((~m).sum()), 3))

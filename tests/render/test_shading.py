@@ -95,3 +95,15 @@ def test_load_sh_reads_27_numbers_and_rejects_others(tmp_path):
     (tmp_path / "bad.txt").write_text("1 2 3\n")
     with pytest.raises(InputError, match="bad.txt"):
         load_sh(tmp_path / "bad.txt")
+
+
+def test_point_list_shading_matches_image_shading_per_batch():
+    from rig.render.shading import sh_shading_points
+
+    n = _unit(12, 4).reshape(2, 2, 3, 3)
+    sh = torch.randn(2, 9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    full = sh_shading(n, sh)
+    flat = sh_shading_points(n.reshape(-1, 3), sh, torch.arange(2).repeat_interleave(6))
+    assert torch.allclose(full.reshape(-1, 3), flat)
+    one = sh_shading_points(n.reshape(-1, 3), sh[0], torch.zeros(12, dtype=torch.int64))
+    assert torch.allclose(sh_shading(n, sh[:1]).reshape(-1, 3), one)
