@@ -126,7 +126,7 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
     screen = screen.expand(B, -1, -1)
     silhouette = _silhouette_edges(screen, faces, neighbours)
     flat_color = color.reshape(B * H * W, C)
-    delta = torch.zeros_like(flat_color)
+    targets, changes = [], []  # one index_add at the end instead of a full-image copy per pair set
     for axis in (2, 1):  # 2: horizontal neighbours (j, j+1); 1: vertical (i, i+1)
         if (W if axis == 2 else H) < 2:
             continue
@@ -158,6 +158,8 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
         s = s.to(color.dtype)[:, None]
         grow = (s - 0.5).clamp_min(0.0)
         shrink = (0.5 - s).clamp_min(0.0)
-        delta = delta.index_add(0, lin_out, grow * (c_in - c_out))
-        delta = delta.index_add(0, lin_in, shrink * (c_out - c_in))
-    return (flat_color + delta).view(B, H, W, C)
+        targets += [lin_out, lin_in]
+        changes += [grow * (c_in - c_out), shrink * (c_out - c_in)]
+    if not targets:
+        return color
+    return flat_color.index_add(0, torch.cat(targets), torch.cat(changes)).view(B, H, W, C)

@@ -143,8 +143,7 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, camera, config: Ren
     world_n = vertex_normals(vertices, faces)
     cam_n = world_n @ camera.R.to(dtype=dtype, device=device).transpose(1, 2)
     normal = interpolate(cam_n, faces, frags, impl=config.impl)
-    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    normal = torch.where(mask[..., None], normal, torch.zeros_like(normal))
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # background stays 0
 
     uv = torch.zeros(B, camera.height, camera.width, 2, dtype=dtype, device=device)
     if uv_coords is not None and uv_faces is not None:
@@ -156,7 +155,8 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, camera, config: Ren
         colours = vertex_colors if vertex_colors is not None else torch.tensor(DEFAULT_ALBEDO, dtype=dtype).expand(
             vertices.shape[1], 3)
         albedo = interpolate(colours.to(device=device, dtype=dtype), faces, frags, impl=config.impl)
-    albedo = torch.where(mask[..., None], albedo, bg)
+    if bool((bg != 0).any()) or texture is not None:  # interpolation already leaves 0 in the background
+        albedo = torch.where(mask[..., None], albedo, bg)
 
     sh = _sh_tensor(config.light, B, dtype, device)
     # Shade only the covered pixels (a face fills a fraction of the frame).
