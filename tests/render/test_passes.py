@@ -113,3 +113,24 @@ def test_rgb_is_albedo_times_sh_shading_of_the_normal_pass():
     m = p.mask[0]
     assert torch.allclose(p.rgb[0][m], expect[0][m])
     assert torch.allclose(p.rgb[0][~m], torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64).expand(int((~m).sum()), 3))
+
+
+def test_write_render_outputs_names_frames_and_arrays(tmp_path):
+    import json
+
+    import numpy as np
+
+    from rig.render.images import write_render_outputs
+
+    v, f, cam = _sphere_scene(size=16)
+    v2 = torch.stack([v, v + torch.tensor([0.02, 0.0, 0.0], dtype=torch.float64)])
+    p = render_mesh(v2, f, cam, RenderConfig(antialias=False))
+    written = write_render_outputs(p, cam, tmp_path / "seq.png", ["rgb", "normal"], save_arrays=True)
+    names = {w.name for w in written}
+    for b in ("0000", "0001"):
+        assert {f"seq_{b}.png", f"seq_{b}_rgb.png", f"seq_{b}_normal.png", f"seq_{b}_depth.npy",
+                f"seq_{b}_mask.npy", f"seq_{b}_rgb.npy", f"seq_{b}_normal.npy"} <= names
+    assert "seq.camera.json" in names and json.loads((tmp_path / "seq.camera.json").read_text())["width"] == 16
+    d1 = np.load(tmp_path / "seq_0001_depth.npy")
+    assert np.array_equal(np.isinf(d1), ~np.load(tmp_path / "seq_0001_mask.npy"))
+    assert not np.array_equal(np.load(tmp_path / "seq_0000_mask.npy"), np.load(tmp_path / "seq_0001_mask.npy"))
