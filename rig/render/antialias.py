@@ -11,10 +11,12 @@ crosses the segment between the two pixel centres (``s`` in [0, 1] from the cove
 ``s`` is computed with torch ops from the screen-space vertices, so the blend weights carry the
 edge-position gradient. Horizontal pairs handle edges steeper than 45 degrees and vertical pairs the
 flatter ones, so each edge is counted once and the total coverage of a shape matches its area.
-Only object/background boundaries are treated (occlusion edges inside the object are not).
-Where the segment leaves the covering triangle, only its *silhouette-capable* edges count: edges
-on the mesh boundary or whose neighbouring triangle faces the other way on screen; an interior
-edge between two visible triangles (e.g. a quad's diagonal) is never taken for the silhouette.
+Occlusion edges are treated the same way: for two covered neighbours with different triangles,
+the nearer pixel plays "in" and the farther one "out". Where the segment leaves the "in"
+triangle, only its *silhouette-capable* edges count: edges on the mesh boundary or whose
+neighbouring triangle faces the other way on screen; an interior edge between two visible
+triangles (e.g. a quad's diagonal) is never taken for an edge to blend, and a continuing surface
+(the segment walks into the "out" pixel's own triangle) is left alone.
 """
 
 from __future__ import annotations
@@ -88,13 +90,14 @@ def _crossing_in_face(screen, faces, fid, bidx, p_in, p_out, silhouette):
     return s.clamp(0.0, 1.0), ok, k_any, edge
 
 
-def _edge_crossing(screen, faces, fid, bidx, p_in, p_out, silhouette, neighbours):
+def _edge_crossing(screen, faces, fid, bidx, p_in, p_out, silhouette, neighbours, out_face):
     """Crossing parameter s (N,), validity (N,) and crossed edge direction (N, 2) of the object
     boundary along p_in -> p_out, starting in triangle ``fid``; when the segment first leaves
-    ``fid`` through an interior edge, the search continues in the triangle across it (one step)."""
+    ``fid`` through an interior edge, the search continues in the triangle across it (one step),
+    unless that triangle is ``out_face`` (the surface simply continues: no edge to blend)."""
     s, ok, k_any, edge = _crossing_in_face(screen, faces, fid, bidx, p_in, p_out, silhouette[bidx, fid])
     nxt = neighbours[fid, k_any]
-    retry = ~ok & (nxt >= 0)
+    retry = ~ok & (nxt >= 0) & (nxt != out_face)
     if bool(retry.any()):
         idx = torch.nonzero(retry).squeeze(1)
         s2, ok2, _, edge2 = _crossing_in_face(screen, faces, nxt[idx], bidx[idx], p_in[idx], p_out[idx],
@@ -106,7 +109,7 @@ def _edge_crossing(screen, faces, fid, bidx, p_in, p_out, silhouette, neighbours
 
 
 def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Blend ``color`` across object silhouettes (see the module docstring).
+    """Blend ``color`` across silhouette and occlusion edges (see the module docstring).
 
     color: (B, H, W, C) rendered image (background already filled in).
     fragments: from ``rasterize`` of the same ``screen`` / ``faces``.
@@ -122,6 +125,7 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
     faces = faces.to(device=color.device, dtype=torch.int64)
     p2f = fragments.pix_to_face
     mask = p2f >= 0
+    depth = fragments.depth.detach()
     neighbours = edge_neighbours(faces)
     screen = screen.expand(B, -1, -1)
     silhouette = _silhouette_edges(screen, faces, neighbours)
@@ -134,11 +138,17 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
             m_a, m_b = mask[:, :, :-1], mask[:, :, 1:]
         else:
             m_a, m_b = mask[:, :-1, :], mask[:, 1:, :]
-        b, i, j = torch.nonzero(m_a != m_b, as_tuple=True)
+        if axis == 2:
+            f_a, f_b = p2f[:, :, :-1], p2f[:, :, 1:]
+        else:
+            f_a, f_b = p2f[:, :-1, :], p2f[:, 1:, :]
+        # Silhouettes against the background, and occlusion edges (both covered, different faces).
+        b, i, j = torch.nonzero((m_a != m_b) | (m_a & m_b & (f_a != f_b)), as_tuple=True)
         if b.numel() == 0:
             continue
         i2, j2 = (i, j + 1) if axis == 2 else (i + 1, j)
-        a_in = mask[b, i, j]
+        # "in" is the covered pixel, or the nearer one when both are covered.
+        a_in = mask[b, i, j] & (~mask[b, i2, j2] | (depth[b, i, j] <= depth[b, i2, j2]))
         ii = torch.where(a_in, i, i2)
         ji = torch.where(a_in, j, j2)
         io = torch.where(a_in, i2, i)
@@ -146,7 +156,7 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
         fid = p2f[b, ii, ji]
         p_in = torch.stack([ji, ii], dim=1).to(screen.dtype) + 0.5
         p_out = torch.stack([jo, io], dim=1).to(screen.dtype) + 0.5
-        s, ok, edge = _edge_crossing(screen, faces, fid, b, p_in, p_out, silhouette, neighbours)
+        s, ok, edge = _edge_crossing(screen, faces, fid, b, p_in, p_out, silhouette, neighbours, p2f[b, io, jo])
         steep = edge[:, 1].abs() >= edge[:, 0].abs()
         keep = ok & (steep if axis == 2 else ~steep)
         if not bool(keep.any()):

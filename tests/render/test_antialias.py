@@ -53,3 +53,20 @@ def test_interior_pixels_are_untouched():
     out = antialias(colour, frags, screen, faces)
     assert torch.equal(out[0, 6:14, 6:16], colour[0, 6:14, 6:16])
     assert torch.equal(out[0, 0:2], colour[0, 0:2])
+
+
+def test_occlusion_edge_coverage_and_gradient():
+    # A front square (faces 2, 3; colour 1) over a back square (faces 0, 1; colour 0).
+    back, fb = _square(1.0, 1.0, 23.0, 23.0, z=2.0)
+    front, ff = _square(6.3, 5.4, 15.7, 17.2, z=1.0)
+    screen = torch.cat([back, front], dim=1).requires_grad_(True)
+    faces = torch.cat([fb, ff + 4])
+    frags = rasterize(screen, faces, RasterSettings(24, 24, impl="ref"))
+    colour = (frags.pix_to_face >= 2)[..., None].to(torch.float64)
+    out = antialias(colour, frags, screen, faces)[..., 0]
+    assert abs(out.sum().item() - (15.7 - 6.3) * (17.2 - 5.4)) < 0.3
+    (g,) = torch.autograd.grad(out.sum(), screen)
+    # the front square's right edge (vertices 5, 6) moving right grows it by about its height
+    assert abs((g[0, 5, 0] + g[0, 6, 0]).item() - (17.2 - 5.4)) <= 0.5 + 1e-9
+    # the back square's edges lie against the background: colour 0 on both sides, no gradient
+    assert g[0, :4].abs().max() == 0
