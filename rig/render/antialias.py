@@ -144,9 +144,17 @@ def antialias(color: torch.Tensor, fragments: Fragments, screen: torch.Tensor, f
             f_a, f_b = p2f[:, :-1, :], p2f[:, 1:, :]
         # Silhouettes against the background, and occlusion edges (both covered, different faces).
         b, i, j = torch.nonzero((m_a != m_b) | (m_a & m_b & (f_a != f_b)), as_tuple=True)
+        i2, j2 = (i, j + 1) if axis == 2 else (i + 1, j)
+        # Most different-face pairs are two triangles of one continuous surface (sharing a vertex):
+        # drop them before the crossing computations.
+        fa, fb = p2f[b, i, j], p2f[b, i2, j2]
+        shared = (faces[fa.clamp_min(0)][:, :, None] == faces[fb.clamp_min(0)][:, None, :]).flatten(1).any(dim=1)
+        adjacent = (fa >= 0) & (fb >= 0) & shared
+        if bool(adjacent.any()):
+            keep_pairs = ~adjacent
+            b, i, j, i2, j2 = b[keep_pairs], i[keep_pairs], j[keep_pairs], i2[keep_pairs], j2[keep_pairs]
         if b.numel() == 0:
             continue
-        i2, j2 = (i, j + 1) if axis == 2 else (i + 1, j)
         # "in" is the covered pixel, or the nearer one when both are covered.
         a_in = mask[b, i, j] & (~mask[b, i2, j2] | (depth[b, i, j] <= depth[b, i2, j2]))
         ii = torch.where(a_in, i, i2)
