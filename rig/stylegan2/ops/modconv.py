@@ -154,13 +154,15 @@ def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0
         h, w_ = x.shape[2:]
         if up == 1:
             cols = F.unfold(xs, kh, padding=padding)  # (N, Cin*k*k, H*W)
-            y = torch.matmul(weight.reshape(out_channels, -1), cols).reshape(batch, out_channels, h, w_)
-            return apply_epilogue(y, epilogue)
+            w2 = weight.reshape(out_channels, -1)
+            y = torch.mm(w2, cols[0]).unsqueeze(0) if batch == 1 else torch.matmul(w2, cols)
+            return apply_epilogue(y.reshape(batch, out_channels, h, w_), epilogue)
         pxt, pyt, fir_pad = up_conv_geometry(kw, kh, resample_filter, up, padding)
         # Transposed conv = GEMM to per-tap columns, then col2im (fold) with stride ``up``.
         kt = cached("taps_x_cin", lambda w: w.permute(0, 2, 3, 1).reshape(out_channels * kh * kw, in_channels)
                     .contiguous())
-        cols = torch.matmul(kt, xs.reshape(batch, in_channels, h * w_))  # (N, Cout*k*k, H*W)
+        xs2 = xs.reshape(batch, in_channels, h * w_)
+        cols = torch.mm(kt, xs2[0]).unsqueeze(0) if batch == 1 else torch.matmul(kt, xs2)  # (N, Cout*k*k, H*W)
         out_size = ((h - 1) * up + kh - 2 * pyt, (w_ - 1) * up + kw - 2 * pxt)
         y = F.fold(cols, out_size, kh, stride=up, padding=(pyt, pxt))
         taps = separable_taps(resample_filter, False, up ** 2)
@@ -169,14 +171,17 @@ def modulated_conv2d_fast(x, weight, styles, noise=None, up=1, down=1, padding=0
                                    flip_weight=flip_weight, impl="fast", epilogue=epilogue)
         return fir_epilogue(y, taps[0], taps[1], padding=fir_pad, **epilogue.kwargs())
 
+    # oneDNN wants channels-last weights beside channels-last activations; a cached channels-last copy
+    # of the weight (and products of it, which keep its layout) avoids a weight reorder on every call.
+    weight_cl = cached("channels_last", lambda w: w.contiguous(memory_format=torch.channels_last))
     if batch == 1 and weight.numel() <= x[0].numel():
         # One pass over the weight: w[o, i] * s[i] * d[o].
         per_oi = styles.reshape(1, -1) if dcoefs is None else dcoefs.reshape(-1, 1) * styles.reshape(1, -1)
-        w = weight * per_oi[:, :, None, None]
+        w = weight_cl * per_oi[:, :, None, None]
         scale = None
     else:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
-        w = weight
+        w = weight_cl
         scale = dcoefs
     epilogue = Epilogue(scale=scale, noise=noise, bias=bias, act=act, alpha=alpha, gain=gain, clamp=clamp)
     return conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
