@@ -119,13 +119,18 @@ def test_modconv_fast_fuses_noise_bias_activation_and_clamp(batch, up):
     assert (fast - ref).abs().max() < 1e-5
 
 
-def test_reference_ops_have_correct_gradients():
+def _grad_inputs():
     torch.manual_seed(0)
     f = setup_filter([1, 3, 3, 1]).double()
-    x = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    s = (torch.randn(2, 2, dtype=torch.float64) + 1).requires_grad_(True)
-    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    s = (torch.randn(1, 2, dtype=torch.float64) + 1).requires_grad_(True)
+    return f, x, w, s
+
+
+def test_modulated_conv_gradients_match_finite_differences():
+    f, x, w, s = _grad_inputs()
+
     def modconv(x, w, s, fused):
         return modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f, flip_weight=False, fused_modconv=fused)
 
@@ -134,7 +139,12 @@ def test_reference_ops_have_correct_gradients():
     g_unfused = torch.autograd.grad((modconv(x, w, s, False) * upstream).sum(), (x, w, s))
     g_fused = torch.autograd.grad((modconv(x, w, s, True) * upstream).sum(), (x, w, s))
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_unfused, g_fused))
+
+
+def test_upfirdn2d_and_bias_act_gradients_match_finite_differences():
+    f, x, _, _ = _grad_inputs()
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4), (x,))
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl="fast"), (x,))
     y = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda y, b: bias_act(y, b, act="lrelu", clamp=0.8), (y, b))
