@@ -1,8 +1,9 @@
 """Training and held-out evaluation of the face-parameter encoder on a world dataset.
 
 Positives are world images with their ground-truth parameters; negatives for the face-present score
-are made on the fly by shuffling an image's tiles (same colours and texture statistics, no face
-layout), which is the failure mode of a generator that has not learnt faces.
+are made on the fly in three kinds, the ways a generator that has not learnt faces fails: an image
+with its tiles shuffled (same colours and textures, no face layout), an image blurred down to 4-8 px
+(the right colour layout, no features), and a smooth random colour field (early-training blobs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rig.world.encoder import (
 class EncoderTrainConfig:
     """steps x batch images; AdamW with a cosine-decayed ``lr``; the last ``holdout`` images are held out.
 
-    negative_fraction: extra tile-shuffled non-faces per batch, as a fraction of ``batch``.
+    negative_fraction: extra non-faces (``make_negatives``) per batch, as a fraction of ``batch``.
     tiles: the shuffle grid is tiles x tiles.
     """
 
@@ -36,7 +37,7 @@ class EncoderTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     holdout: int = 500
-    negative_fraction: float = 0.25
+    negative_fraction: float = 0.375
     tiles: int = 4
     seed: int = 0
 
@@ -51,6 +52,29 @@ def shuffle_tiles(images: torch.Tensor, tiles: int, gen: torch.Generator) -> tor
     x = x[torch.arange(B)[:, None], perm]
     x = x.reshape(B, tiles, tiles, C, t, t).permute(0, 3, 1, 4, 2, 5).reshape(B, C, t * tiles, t * tiles)
     return F.interpolate(x, size=(S, S), mode="nearest") if t * tiles != S else x
+
+
+def blur_away(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(B, C, S, S) -> each image area-downsampled to 4 or 8 px and enlarged back (bilinear)."""
+    S = images.shape[2]
+    small = int(torch.randint(0, 2, (), generator=gen)) * 4 + 4
+    x = F.adaptive_avg_pool2d(images, small)
+    return F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False)
+
+
+def colour_fields(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, 3, size, size) smooth random colour fields in [-1, 1] (3x3 to 8x8 random grids, bicubic)."""
+    cells = int(torch.randint(3, 9, (), generator=gen))
+    x = torch.rand((n, 3, cells, cells), generator=gen) * 2 - 1
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def make_negatives(images: torch.Tensor, tiles: int, gen: torch.Generator) -> torch.Tensor:
+    """Non-faces made from (B, C, S, S) float images: thirds of tile-shuffled, blurred, colour fields."""
+    B, _, S, _ = images.shape
+    a, b = B // 3, 2 * B // 3
+    return torch.cat([shuffle_tiles(images[:a], tiles, gen), blur_away(images[a:b], gen),
+                      colour_fields(B - b, S, gen)])
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:
@@ -93,7 +117,7 @@ def train_encoder(images: torch.Tensor, params: dict, enc_cfg: EncoderConfig, cf
     for _ in tqdm(range(cfg.steps), desc="encoder", unit="step", disable=not progress):
         idx = torch.randint(0, n_train, (cfg.batch,), generator=gen)
         pos = _to_float(images[idx])
-        neg = shuffle_tiles(_to_float(images[torch.randint(0, n_train, (n_neg,), generator=gen)]), cfg.tiles, gen)
+        neg = make_negatives(_to_float(images[torch.randint(0, n_train, (n_neg,), generator=gen)]), cfg.tiles, gen)
         _, out = enc.raw(torch.cat([pos, neg]))
         loss = _group_losses(out[:cfg.batch, :-1], std_targets[idx], enc_cfg.n_expression)
         labels = torch.cat([torch.ones(cfg.batch), torch.zeros(n_neg)])
@@ -126,7 +150,7 @@ def evaluate_encoder(enc: FaceEncoder, images: torch.Tensor, params: dict, tiles
     ang = (out.head_ypr - truth[:, E + 3:E + 6]).abs().mean(0).rad2deg()
     jaw = (out.jaw_pose[:, 0] - truth[:, E]).abs().mean().rad2deg()
     gen = torch.Generator().manual_seed(seed + 1)
-    negatives = shuffle_tiles(_to_float(images), tiles, gen)
+    negatives = make_negatives(_to_float(images), tiles, gen)
     neg_logits = predict(enc, negatives).face_logit
     acc = (float((out.face_logit > 0).float().sum()) + float((neg_logits <= 0).float().sum())) / (2 * len(images))
     return EncoderReport(

@@ -68,3 +68,20 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         load_encoder(tmp_path / "bad.safetensors")
+
+
+def test_negatives_are_three_kinds_of_non_face():
+    from rig.world.encoder_train import blur_away, colour_fields, make_negatives
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 32, 32, generator=g) * 2 - 1
+    neg = make_negatives(x, 4, g)
+    assert neg.shape == x.shape and neg.abs().max() <= 1 + 1e-6
+    blurred = blur_away(x, torch.Generator().manual_seed(1))
+    # at most 8x8 worth of detail: pooling to 8 px and back changes it far less than it changes x
+    again = torch.nn.functional.interpolate(torch.nn.functional.adaptive_avg_pool2d(blurred, 8), size=32,
+                                            mode="bilinear", align_corners=False)
+    assert (again - blurred).abs().mean() < 0.1 * (x - blurred).abs().mean()
+    assert torch.allclose(blurred.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.05)  # colours kept
+    fields = colour_fields(4, 32, g)
+    assert fields.shape == (4, 3, 32, 32) and fields.std() > 0.1
