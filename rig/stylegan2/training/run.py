@@ -25,11 +25,11 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
     from rig.world.dataset import WorldDataset
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if resume and latest_snapshot(run_dir) is None:  # before the (slow) image loading
+        raise InputError(f"{run_dir}: nothing to resume (no snapshots); drop --resume to start a run")
     ds = WorldDataset(data_dir, keys=[])
     images = ds.load_images(progress=progress)
     if resume:
-        if latest_snapshot(run_dir) is None:
-            raise InputError(f"{run_dir}: nothing to resume (no snapshots); drop --resume to start a run")
         trainer = Trainer.resume(run_dir, images, progress=progress, **overrides)
     else:
         cfg: TrainConfig = preset(config, **overrides)
