@@ -6,8 +6,18 @@ from rig.stylegan2.ops.modconv import demod_coefficients, modulated_conv2d, modu
 from rig.stylegan2.ops.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref,
                                          upsample2d)
 
+
+
+def kernel_status() -> dict[str, str]:
+    """``rig info`` hook: state of the fused StyleGAN2 CPU kernel build (never compiles)."""
+    from rig._ext import extension_status
+    from rig.stylegan2.ops.fused import _SOURCE, CFLAGS, KERNEL_NAME
+
+    return {KERNEL_NAME: extension_status(KERNEL_NAME, [_SOURCE], extra_cflags=CFLAGS)}
+
+
 __all__ = [
     "ACTIVATIONS", "activation_spec", "bias_act", "bias_act_ref", "conv2d_resample", "demod_coefficients",
     "modulated_conv2d", "modulated_conv2d_ref", "downsample2d", "filter2d", "setup_filter", "upfirdn2d",
-    "upfirdn2d_ref", "upsample2d",
+    "upfirdn2d_ref", "upsample2d", "kernel_status",
 ]
