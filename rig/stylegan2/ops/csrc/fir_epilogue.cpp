@@ -75,6 +75,8 @@ torch::Tensor fir_epilogue(torch::Tensor x, torch::Tensor fy, torch::Tensor fx, 
   };
 
   const int64_t rows = (int64_t)N * OH;
+  // Small images run on one thread: a parallel region costs more than the work below ~32k outputs.
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, (int64_t)OW * C));
   auto post = [&](float v, int n, int c, float nv) {
     if (scp) v *= scp[(size_t)n * C + c];
     v += nv;
@@ -87,7 +89,7 @@ torch::Tensor fir_epilogue(torch::Tensor x, torch::Tensor fy, torch::Tensor fx, 
   if (KX == 1 && KY == 1 && up == 1 && down == 1 && px0 == 0 && py0 == 0 && OH == H && OW == W) {
     // Epilogue only (no resampling): one streaming pass.
     const float f = py[0] * pxf[0];
-    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int n = r / OH, oy = r % OH;
         const float* irow = xp + ((size_t)n * H + oy) * W * C;
@@ -103,7 +105,7 @@ torch::Tensor fir_epilogue(torch::Tensor x, torch::Tensor fy, torch::Tensor fx, 
     });
     return out;
   }
-  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     // Ring of horizontally filtered input rows, tagged by (n, iy).
     const int ring = KY + 1;
     std::vector<float> buf((size_t)ring * OW * C);
