@@ -189,11 +189,13 @@ def generate_cmd(network, seeds, truncation_psi, truncation_cutoff, class_idx, n
 @main.command("convert")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-def convert_cmd(src, dst) -> None:
+@click.option("--only", "only", multiple=True, type=click.Choice(["G_ema", "G", "D"]),
+              help="Write only these networks (repeatable), e.g. --only G_ema to ship a generator.")
+def convert_cmd(src, dst, only) -> None:
     """Convert a network: NVIDIA .pkl / rosinality .pt / rig .safetensors -> .safetensors or rosinality .pt."""
     from rig.stylegan2.checkpoints import convert
 
-    nets = convert(src, dst)
+    nets = convert(src, dst, only=tuple(only))
     for note in nets.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {dst} ({', '.join(name for name, _ in nets.items())} from {src})")
@@ -282,20 +284,26 @@ def eval_group() -> None:
 
 
 @eval_group.command("generator")
-@click.option("--network", required=True, help="Generator file or 'default'.")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="World dataset the generator should match (needs 2 x --n images).")
-@click.option("--encoder", "encoder_path", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="Face-parameter encoder (.safetensors from `rig train encoder`).")
+@click.option("--network", default="default", show_default=True, help="Generator file or 'default'.")
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False, exists=True),
+              help="World dataset the generator should match (needs 2 x --n images). Default: the first "
+                   "2 x --n images of the world with seed 0, rendered once into ~/.cache/rig/world.")
+@click.option("--encoder", "encoder_path", default="default", show_default=True,
+              help="Face-parameter encoder (.safetensors from `rig train encoder`) or 'default'.")
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Generated samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sheets", "sheets_dir", default=None, type=click.Path(file_okay=False),
+              help="Also write samples.png (8 x 8 random samples) and interpolation.png (W walks) here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_generator_cmd(network, data_dir, encoder_path, n, seed, quiet) -> None:
+def eval_generator_cmd(network, data_dir, encoder_path, n, seed, sheets_dir, quiet) -> None:
     """FRD vs the world (beside its floor), plausible-face rate and parameter spreads of a generator."""
     from rig.world.encoder_run import eval_generator_on_world
 
-    report = eval_generator_on_world(network, data_dir, encoder_path, n, seed=seed, progress=not quiet)
+    report = eval_generator_on_world(network, data_dir, encoder_path, n, seed=seed, progress=not quiet,
+                                     sheets_dir=sheets_dir)
     click.echo("\n".join(report.lines()))
+    if sheets_dir:
+        click.echo(f"wrote {sheets_dir}/samples.png and {sheets_dir}/interpolation.png")
 
 
 

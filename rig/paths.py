@@ -23,3 +23,13 @@ def checkpoints_dir() -> Path:
 def default_head_path() -> Path:
     """The embedded default head in rig's ``FaceModelData`` ``.npz`` format."""
     return checkpoints_dir() / "default_head" / "default_head.npz"
+
+
+def default_generator_path() -> Path:
+    """The shipped generator of the default world (rig ``.safetensors``, ``G_ema`` only)."""
+    return checkpoints_dir() / "default" / "generator.safetensors"
+
+
+def default_encoder_path() -> Path:
+    """The shipped face-parameter encoder of the default world (``rig train encoder`` format)."""
+    return checkpoints_dir() / "default" / "encoder.safetensors"

@@ -56,9 +56,9 @@ class NetworkSet:
 
 def default_network_path() -> Path:
     """``<repo>/checkpoints/default/generator.safetensors`` (trained by ``rig train generator``)."""
-    from rig.paths import checkpoints_dir
+    from rig.paths import default_generator_path
 
-    return checkpoints_dir() / "default" / "generator.safetensors"
+    return default_generator_path()
 
 
 # ------------------------------------------------------------------------------------ building
@@ -299,10 +299,21 @@ def load_network(path: str | os.PathLike, name: str = "G_ema") -> nn.Module:
     return net
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike) -> NetworkSet:
-    """Convert between formats by suffix: pkl/pt/safetensors -> .safetensors (all networks) or
-    -> rosinality .pt (G_ema only). Tensors are copied bit for bit."""
+def convert(src: str | os.PathLike, dst: str | os.PathLike, only: tuple[str, ...] = ()) -> NetworkSet:
+    """Convert between formats by suffix: pkl/pt/safetensors -> .safetensors (all networks, or the
+    ``only`` ones, e.g. ``("G_ema",)`` to ship a generator) or -> rosinality .pt (G_ema only).
+    Tensors are copied bit for bit."""
     nets = load_networks(src)
+    if only:
+        unknown = [name for name in only if name not in NETWORK_NAMES]
+        if unknown:
+            raise InputError(f"unknown network name(s) {unknown}; choose from {NETWORK_NAMES}")
+        missing = [name for name in only if getattr(nets, name) is None]
+        if missing:
+            raise CheckpointError(f"{nets.source}: holds no {', '.join(missing)} network")
+        for name in NETWORK_NAMES:
+            if name not in only:
+                setattr(nets, name, None)
     dst = Path(dst)
     suffix = dst.suffix.lower()
     if suffix == ".safetensors":

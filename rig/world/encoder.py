@@ -184,9 +184,14 @@ def save_encoder(encoder: FaceEncoder, path: str | os.PathLike, report: EncoderR
 
 
 def load_encoder(path: str | os.PathLike) -> FaceEncoder:
-    """Read an encoder file written by ``save_encoder``; the module comes back in eval mode."""
+    """Read an encoder file written by ``save_encoder`` (or ``"default"``: the shipped one); the
+    module comes back in eval mode."""
     from safetensors import SafetensorError, safe_open
 
+    if str(path) == "default":
+        from rig.paths import default_encoder_path
+
+        path = default_encoder_path()
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:

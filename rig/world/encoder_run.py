@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rig.errors import InputError
 from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
@@ -27,15 +28,37 @@ def train_encoder_on_world(data_dir: str | os.PathLike, out_path: str | os.PathL
     return report
 
 
-def eval_generator_on_world(network: str, data_dir: str | os.PathLike, encoder_path: str | os.PathLike, n: int,
-                            seed: int = 0, progress: bool = True) -> GeneratorReport:
-    """``rig eval generator``: the ``GeneratorReport`` of ``network`` against the world in ``data_dir``."""
+def eval_world_dir(resolution: int, n_images: int, seed: int = 0, progress: bool = True) -> Path:
+    """A world dataset of ``n_images`` at ``resolution`` px drawn with ``seed`` and the default world
+    config, rendered once into the user cache (``~/.cache/rig/world/``) and reused. Image i is image i
+    of ``rig world sample --seed SEED --size RESOLUTION`` for any ``--n`` (up to one grey level in
+    rare pixels where the last render batch holds fewer images)."""
+    from rig._ext import default_cache_dir
+    from rig.world.config import WorldConfig
+    from rig.world.sampler import sample_world
+
+    out = default_cache_dir().parent / "world" / f"size{resolution}-seed{seed}-n{n_images}"
+    sample_world(out, n_images, seed, WorldConfig(resolution=resolution), progress=progress)
+    return out
+
+
+def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, encoder_path: str | os.PathLike, n: int,
+                            seed: int = 0, progress: bool = True, sheets_dir: str | os.PathLike | None = None) -> GeneratorReport:
+    """``rig eval generator``: the ``GeneratorReport`` of ``network`` against the world in ``data_dir``
+    (None: ``eval_world_dir`` renders the first 2n world images); ``sheets_dir`` also gets the
+    contact sheet and interpolation strip (``rig.world.sheets``)."""
     from rig.stylegan2.checkpoints import load_generator
 
+    G = load_generator(network)
+    enc = load_encoder(encoder_path)
+    if data_dir is None:
+        data_dir = eval_world_dir(G.img_resolution, 2 * n, progress=progress)
     ds, images = _load_world(data_dir, progress)
     if len(ds) < 2 * n:
         raise InputError(f"{data_dir}: {len(ds)} images, evaluation with --n {n} needs {2 * n}")
-    G = load_generator(network)
-    enc = load_encoder(encoder_path)
+    if sheets_dir is not None:
+        from rig.world.sheets import write_sheets
+
+        write_sheets(G, sheets_dir, seed=seed)
     names = tuple(str(x) for x in ds.info.get("expression_names", ()))
     return evaluate_generator(G, enc, images, ds.params, n, seed=seed, expression_names=names)

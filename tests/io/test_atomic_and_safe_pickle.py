@@ -24,6 +24,13 @@ class _Hostile:
         return (os.system, ("touch pwned_marker",))
 
 
+def test_atomic_write_gives_the_mode_a_plain_write_would(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    write_text_atomic(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_hostile_pickle_is_refused_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blob = pickle.dumps({"a": _Hostile()})

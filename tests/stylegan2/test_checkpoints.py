@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rig.errors import CheckpointError
+from rig.errors import CheckpointError, InputError
 from rig.stylegan2.checkpoints import (convert, load_generator, load_network, load_networks, resolve_network_path,
                                        save_network)
 from rig.stylegan2.config import GeneratorConfig, SynthesisConfig
@@ -125,3 +125,16 @@ def test_corrupt_safetensors_and_foreign_pt(tmp_path):
     evil.write_bytes(pickle.dumps({"g_ema": {}, "x": __import__("os").system}, protocol=2))
     with pytest.raises(CheckpointError, match="weights-only"):
         load_networks(evil)
+
+
+def test_convert_only_keeps_the_named_networks_bit_for_bit(tmp_path, tiny64_pkl):
+    dst = tmp_path / "g_ema.safetensors"
+    convert(tiny64_pkl, dst, only=("G_ema",))
+    nets, src = load_networks(dst), load_networks(tiny64_pkl)
+    assert nets.G_ema is not None and nets.G is None and nets.D is None
+    for (k, a), (k2, b) in zip(src.G_ema.state_dict().items(), nets.G_ema.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    with pytest.raises(InputError, match="unknown network"):
+        convert(tiny64_pkl, tmp_path / "x.safetensors", only=("G_bad",))
+    with pytest.raises(CheckpointError, match="holds no D"):
+        convert(dst, tmp_path / "y.safetensors", only=("D",))

@@ -12,12 +12,13 @@ from PIL import Image
 from rig.io.atomic import atomic_path
 
 
-def image_grid(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) float images in [-1, 1] -> one (rows*H, cols*W, 3) uint8 grid, rows = ceil(N / cols), cols = ceil(sqrt N)."""
+def image_grid(images: torch.Tensor, cols: int | None = None) -> np.ndarray:
+    """(N, C, H, W) float images in [-1, 1] -> one (rows*H, cols*W, 3) uint8 grid, rows = ceil(N / cols),
+    cols = ceil(sqrt N) unless given."""
     from rig.stylegan2.generate import to_uint8_nhwc
 
     n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     x = to_uint8_nhwc(images.detach())
     if c == 1:
@@ -27,10 +28,10 @@ def image_grid(images: torch.Tensor) -> np.ndarray:
     return canvas.reshape(rows, cols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, 3)
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike) -> None:
-    """Write ``image_grid(images)`` as a PNG, atomically."""
+def save_grid(images: torch.Tensor, path: str | os.PathLike, cols: int | None = None) -> None:
+    """Write ``image_grid(images, cols)`` as a PNG, atomically."""
     with atomic_path(path) as tmp:
-        Image.fromarray(image_grid(images)).save(tmp, format="PNG")
+        Image.fromarray(image_grid(images, cols)).save(tmp, format="PNG")
 
 
 def save_loss_plot(history: list[dict], path: str | os.PathLike) -> bool:
