@@ -33,8 +33,9 @@ class ExtensionBuildError(RigError):
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/rig/ext`` or ``~/.cache/rig/ext``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rig" / "ext"
+    from rig.paths import user_cache_dir
+
+    return user_cache_dir() / "ext"
 
 
 def build_hash(name: str, sources: Sequence[Path], extra_cflags: Sequence[str]) -> str:

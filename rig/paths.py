@@ -7,6 +7,7 @@ this is the one place that knows the layout.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -33,3 +34,9 @@ def default_generator_path() -> Path:
 def default_encoder_path() -> Path:
     """The shipped face-parameter encoder of the default world (``rig train encoder`` format)."""
     return checkpoints_dir() / "default" / "encoder.safetensors"
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rig`` or ``~/.cache/rig``: built kernels (``ext/``), rendered evaluation worlds (``world/``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rig"

@@ -33,11 +33,11 @@ def eval_world_dir(resolution: int, n_images: int, seed: int = 0, progress: bool
     config, rendered once into the user cache (``~/.cache/rig/world/``) and reused. Image i is image i
     of ``rig world sample --seed SEED --size RESOLUTION`` for any ``--n`` (up to one grey level in
     rare pixels where the last render batch holds fewer images)."""
-    from rig._ext import default_cache_dir
+    from rig.paths import user_cache_dir
     from rig.world.config import WorldConfig
     from rig.world.sampler import sample_world
 
-    out = default_cache_dir().parent / "world" / f"size{resolution}-seed{seed}-n{n_images}"
+    out = user_cache_dir() / "world" / f"size{resolution}-seed{seed}-n{n_images}"
     sample_world(out, n_images, seed, WorldConfig(resolution=resolution), progress=progress)
     return out
 

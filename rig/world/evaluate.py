@@ -95,15 +95,17 @@ class GeneratorReport:
 
 
 @torch.no_grad()
+def generate_float(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
+    """(n, 3, S, S) float images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise)."""
+    z = torch.randn((n, G.z_dim), generator=torch.Generator().manual_seed(seed))
+    return torch.cat([G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, batch)])
+
+
 def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
-    """(n, 3, S, S) uint8 images of ``G`` for latents drawn from ``seed`` (constant noise), quantised as PNGs are."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn((n, G.z_dim), generator=gen)
+    """``generate_float`` quantised as PNGs are: (n, 3, S, S) uint8."""
     from rig.stylegan2.generate import to_uint8_nhwc
 
-    chunks = [to_uint8_nhwc(G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const"))
-              for i in range(0, n, batch)]
-    return torch.from_numpy(np.concatenate(chunks)).permute(0, 3, 1, 2)
+    return torch.from_numpy(to_uint8_nhwc(generate_float(G, n, seed, batch, truncation_psi))).permute(0, 3, 1, 2)
 
 
 def evaluate_generator(G, encoder: FaceEncoder, world_images: torch.Tensor, world_params: dict, n: int,

@@ -9,13 +9,7 @@ from pathlib import Path
 import torch
 
 from rig.stylegan2.training.report import save_grid
-
-
-@torch.no_grad()
-def contact_sheet(G, n: int = 64, seed: int = 0, truncation_psi: float = 1.0) -> torch.Tensor:
-    """(n, C, S, S) images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise)."""
-    z = torch.randn((n, G.z_dim), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([G(z[i:i + 16], None, truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, 16)])
+from rig.world.evaluate import generate_float
 
 
 @torch.no_grad()
@@ -36,6 +30,6 @@ def write_sheets(G, out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "samples.png", out / "interpolation.png"]
-    save_grid(contact_sheet(G, 64, seed), paths[0], cols=8)
+    save_grid(generate_float(G, 64, seed), paths[0], cols=8)
     save_grid(interpolation_strip(G, 4, 8, seed), paths[1], cols=8)
     return paths
