@@ -7,6 +7,12 @@ versions, under ``<cache>/rig/ext/<name>-<hash>`` (``<cache>`` = ``$XDG_CACHE_HO
 second. If the build fails, it warns once (``RuntimeWarning``) and returns ``None`` so the caller
 can use its reference implementation; ``required=True`` raises ``ExtensionBuildError`` instead.
 
+Kernels parallelise with ``at::parallel_for``. ATen's OpenMP backend implements it inline in its
+headers, so an extension compiled without ``-fopenmp`` silently runs every ``parallel_for`` on one
+thread. Builds therefore add ``-fopenmp`` (the loader then binds to the ``libgomp.so.1`` torch has
+already loaded, so there is one OpenMP runtime and ``torch.set_num_threads`` governs the kernels
+too); a compiler without OpenMP gets a second, single-threaded build instead of no kernel.
+
 The only module-level state is the cache of loaded (or failed) extensions, keyed by build hash.
 """
 
@@ -23,6 +29,7 @@ from typing import Sequence
 from rig.errors import RigError
 
 DEFAULT_CFLAGS = ("-O3", "-ffp-contract=off", "-fno-fast-math")
+OPENMP_FLAGS = ("-fopenmp",)
 
 _LOADED: dict[tuple, ModuleType | Exception] = {}
 
@@ -53,6 +60,12 @@ def build_hash(name: str, sources: Sequence[Path], extra_cflags: Sequence[str]) 
     return h.hexdigest()[:16]
 
 
+def _variants(extra_cflags: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(cflags, ldflags) to try in order: with OpenMP, then without."""
+    flags = tuple(extra_cflags)
+    return [(flags + OPENMP_FLAGS, OPENMP_FLAGS), (flags, ())]
+
+
 def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cflags: Sequence[str] = DEFAULT_CFLAGS,
                        required: bool = False, cache_dir: str | os.PathLike | None = None,
                        verbose: bool = False) -> ModuleType | None:
@@ -60,7 +73,8 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
 
     name: base name of the extension module (the build hash is appended; sources must define the
         module with ``PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)``).
-    sources: .cpp files. extra_cflags: compiler flags (part of the cache key).
+    sources: .cpp files. extra_cflags: compiler flags (part of the cache key); ``-fopenmp`` is
+        added (see the module docstring), and dropped again only if that build fails.
     required: raise ``ExtensionBuildError`` instead of warning and returning ``None``.
     cache_dir: parent of the build folders (default ``default_cache_dir()``).
     """
@@ -76,26 +90,29 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
         if required:
             raise ExtensionBuildError(str(cached))
         return None
-    try:
-        key = build_hash(name, srcs, extra_cflags)
-    except OSError as e:
-        return _failed(name, ExtensionBuildError(f"{name}: cannot read sources ({e})"), required)
-    cache_key = request
-    build_dir = root / f"{name}-{key}"
-    try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-        from torch.utils.cpp_extension import load
+    errors = []
+    for cflags, ldflags in _variants(extra_cflags):
+        try:
+            key = build_hash(name, srcs, cflags)
+        except OSError as e:
+            return _failed(name, ExtensionBuildError(f"{name}: cannot read sources ({e})"), required)
+        build_dir = root / f"{name}-{key}"
+        try:
+            build_dir.mkdir(parents=True, exist_ok=True)
+            from torch.utils.cpp_extension import load
 
-        # The hash is part of the module name so torch's in-process versioning never renames it.
-        module = load(name=f"{name}_{key}", sources=[str(s) for s in srcs], extra_cflags=list(extra_cflags),
-                      build_directory=str(build_dir), verbose=verbose)
-    except Exception as e:  # noqa: BLE001 - any build/import failure means: use the reference path
-        err = ExtensionBuildError(f"C++ extension '{name}' failed to build in {build_dir}: "
-                                  f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
-        _LOADED[cache_key] = err
-        return _failed(name, err, required)
-    _LOADED[cache_key] = module
-    return module
+            # The hash is part of the module name so torch's in-process versioning never renames it.
+            module = load(name=f"{name}_{key}", sources=[str(s) for s in srcs], extra_cflags=list(cflags),
+                          extra_ldflags=list(ldflags), build_directory=str(build_dir), verbose=verbose)
+        except Exception as e:  # noqa: BLE001 - any build/import failure: next variant, then the reference path
+            last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+            errors.append(f"{build_dir}: {type(e).__name__}: {last}")
+            continue
+        _LOADED[request] = module
+        return module
+    err = ExtensionBuildError(f"C++ extension '{name}' failed to build ({'; '.join(errors)})")
+    _LOADED[request] = err
+    return _failed(name, err, required)
 
 
 def _failed(name: str, err: ExtensionBuildError, required: bool) -> None:
@@ -116,11 +133,12 @@ def extension_status(name: str, sources: Sequence[str | os.PathLike], extra_cfla
         return "loaded"
     if isinstance(cached, Exception):
         return f"failed: {cached}"
-    try:
-        key = build_hash(name, srcs, extra_cflags)
-    except OSError as e:
-        return f"failed: cannot read sources ({e})"
-    folder = root / f"{name}-{key}"
-    if any(folder.glob(f"{name}_{key}*.so")) or any(folder.glob(f"{name}_{key}*.pyd")):
-        return f"built (cache: {folder})"
+    for cflags, _ in _variants(extra_cflags):
+        try:
+            key = build_hash(name, srcs, cflags)
+        except OSError as e:
+            return f"failed: cannot read sources ({e})"
+        folder = root / f"{name}-{key}"
+        if any(folder.glob(f"{name}_{key}*.so")) or any(folder.glob(f"{name}_{key}*.pyd")):
+            return f"built{' (OpenMP)' if OPENMP_FLAGS[0] in cflags else ', single-threaded'} (cache: {folder})"
     return "not built (compiles on first use, about 30-40 s)"
