@@ -289,3 +289,22 @@ def test_fused_interpolate_matches_torch_values_and_gradients(kernel, attr_batch
         assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
     with pytest.raises(InputError):
         interpolate(attrs0, faces + 100, frags)
+
+
+def test_cpp_kernel_runs_parallel_for_on_every_thread():
+    # Without -fopenmp, ATen's at::parallel_for silently runs serially inside an extension.
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    ext = rasterize_cpp.load_kernel()
+    if ext is None:
+        pytest.skip("C++ kernel not built")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert ext.parallel_threads_used(64) == 2
+        torch.set_num_threads(1)
+        assert ext.parallel_threads_used(64) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -405,7 +405,16 @@ std::vector<at::Tensor> interpolate_backward(at::Tensor grad_out, at::Tensor att
   return {grad_attr, grad_bary};
 }
 
+// How many distinct threads one at::parallel_for over `n` unit items ran on: 1 when the kernel was
+// built without OpenMP (ATen then runs the loop serially), up to at::get_num_threads() otherwise.
+int64_t parallel_threads_used(int64_t n) {
+  std::vector<int> used(std::max(1, at::get_num_threads()), 0);
+  at::parallel_for(0, n, 1, [&](int64_t, int64_t) { used[at::get_thread_num()] = 1; });
+  return std::count(used.begin(), used.end(), 1);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("parallel_threads_used", &parallel_threads_used, "threads one at::parallel_for used (build check)");
   m.def("interpolate_forward", &interpolate_forward, "fused attribute interpolation (see rasterize.py)");
   m.def("interpolate_backward", &interpolate_backward, "backward of interpolate_forward");
   m.def("rasterize_forward", &rasterize_forward, "rig visibility pass (see rasterize_ref.py)");
