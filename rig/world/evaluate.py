@@ -91,6 +91,8 @@ class GeneratorReport:
             seen = np.median([_ratio(self.spread_world_read[k], self.spread_world[k]) for k in units])
             out.append(f"expression units ({len(units)}): std ratio vs world read by the encoder {summary(read)}; "
                        f"vs world prior {summary(prior)} (the encoder reads {100 * seen:.0f} % of the prior's spread on world images)")
+            lowest = sorted(units, key=lambda k: read[k])[:6]
+            out.append("  least drawn (vs world read by the encoder): " + ", ".join(f"{k[5:]} {read[k]:.2f}" for k in lowest))
         return out
 
 

@@ -33,3 +33,17 @@ def test_plausible_faces_needs_score_and_landmarks_inside():
     out = EncoderOutput(torch.zeros(3, 4), torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(3, 3), lmk,
                         torch.tensor([1.0, 1.0, -1.0]))
     assert plausible_faces(out, 32).tolist() == [True, False, False]
+
+
+def test_report_ratios_against_both_references_and_lists_the_least_drawn_units():
+    from rig.world.evaluate import GeneratorReport
+
+    gen = {"yaw": 0.2, "pitch": 0.1, "jaw": 0.05, "expr:a": 0.1, "expr:b": 0.02, "expr:c": 0.05}
+    read = {"yaw": 0.4, "pitch": 0.1, "jaw": 0.05, "expr:a": 0.1, "expr:b": 0.08, "expr:c": 0.05}
+    prior = {"yaw": 0.2, "pitch": 0.2, "jaw": 0.1, "expr:a": 0.2, "expr:b": 0.2, "expr:c": 0.2}
+    rep = GeneratorReport(10, 1.0, 0.5, 0.9, gen, read, prior)
+    assert rep.ratios("read") == pytest.approx({"yaw": 0.5, "pitch": 1, "jaw": 1, "expr:a": 1, "expr:b": 0.25, "expr:c": 1})
+    assert rep.ratios("prior") == pytest.approx({"yaw": 1, "pitch": 0.5, "jaw": 0.5, "expr:a": 0.5, "expr:b": 0.1, "expr:c": 0.25})
+    text = "\n".join(rep.lines())
+    assert "within 25 % for 67 %" in text            # a and c of a, b, c against the encoder's reading
+    assert "least drawn (vs world read by the encoder): b 0.25, a 1.00, c 1.00" in text
