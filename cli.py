@@ -266,14 +266,26 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
 @click.option("--batch", type=int, default=64, show_default=True, help="Images per step.")
 @click.option("--holdout", type=int, default=500, show_default=True, help="Last N images held out for the report.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--widths", default="32,64,128,256", show_default=True,
+              help="Channels of the stride-2 stages, comma-separated (the last is the FRD feature size).")
+@click.option("--spatial-head", type=int, default=0, show_default=True,
+              help="0: predict from pooled features; N: from the last feature map's layout through N hidden units.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_encoder_cmd(data_dir, out_path, steps, batch, holdout, seed, quiet) -> None:
+def train_encoder_cmd(data_dir, out_path, steps, batch, holdout, seed, widths, spatial_head, quiet) -> None:
     """Train the face-parameter encoder on a world dataset and print its held-out errors."""
+    from rig.world.encoder import EncoderConfig
     from rig.world.encoder_run import train_encoder_on_world
     from rig.world.encoder_train import EncoderTrainConfig
 
+    try:
+        stage_widths = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {widths!r}", param_hint="--widths") from None
+    if not stage_widths or min(stage_widths) < 1 or spatial_head < 0:
+        raise click.BadParameter("widths must be positive and --spatial-head >= 0")
     report = train_encoder_on_world(data_dir, out_path, EncoderTrainConfig(steps=steps, batch=batch, holdout=holdout,
-                                                                           seed=seed), progress=not quiet)
+                                                                           seed=seed), progress=not quiet,
+                                    architecture=EncoderConfig(widths=stage_widths, spatial_head=spatial_head))
     click.echo("\n".join(report.lines()))
     click.echo(f"wrote {out_path}")
 

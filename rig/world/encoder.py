@@ -40,11 +40,16 @@ class EncoderConfig:
     input_size: images are resized to this side (pixels) before the CNN.
     widths: channels of the stride-2 stages; the feature vector has ``widths[-1]`` entries.
     n_expression: number of expression coefficients predicted.
+    spatial_head: 0 reads the predictions off the globally pooled features (one linear layer);
+        N > 0 keeps the last feature map's layout: a 1x1 convolution to 32 channels, flattened, then an
+        N-unit hidden layer. Where a mouth corner or an eyelid is matters for expressions and landmarks,
+        and pooling throws exactly that away. The FRD features stay the pooled ones either way.
     """
 
     input_size: int = 64
     widths: tuple[int, ...] = (32, 64, 128, 256)
     n_expression: int = 52
+    spatial_head: int = 0
 
     @property
     def n_regression(self) -> int:
@@ -86,7 +91,16 @@ class FaceEncoder(nn.Module):
         self.cfg = cfg
         chans = (3,) + tuple(cfg.widths)
         self.backbone = nn.Sequential(*[_stage(a, b) for a, b in zip(chans[:-1], chans[1:])])
-        self.head = nn.Linear(cfg.widths[-1], cfg.n_regression + 1)
+        n_out = cfg.n_regression + 1
+        if cfg.spatial_head > 0:
+            side = cfg.input_size >> len(cfg.widths)
+            if side < 1 or side << len(cfg.widths) != cfg.input_size:
+                raise ShapeError(f"FaceEncoder: input_size {cfg.input_size} is not divisible by 2^{len(cfg.widths)}")
+            self.head = nn.Sequential(
+                nn.Conv2d(cfg.widths[-1], 32, 1), nn.LeakyReLU(0.2), nn.Flatten(),
+                nn.Linear(32 * side * side, cfg.spatial_head), nn.LeakyReLU(0.2), nn.Linear(cfg.spatial_head, n_out))
+        else:
+            self.head = nn.Linear(cfg.widths[-1], n_out)
         self.register_buffer("target_mean", torch.zeros(cfg.n_regression))
         self.register_buffer("target_std", torch.ones(cfg.n_regression))
 
@@ -97,8 +111,9 @@ class FaceEncoder(nn.Module):
         x = images.float()
         if x.shape[2] != self.cfg.input_size:
             x = F.interpolate(x, size=(self.cfg.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
-        feats = self.backbone(x).mean(dim=(2, 3))
-        return feats, self.head(feats)
+        fmap = self.backbone(x)
+        feats = fmap.mean(dim=(2, 3))
+        return feats, self.head(fmap if self.cfg.spatial_head > 0 else feats)
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         feats, out = self.raw(images)

@@ -19,10 +19,17 @@ def _load_world(data_dir: str | os.PathLike, progress: bool):
 
 
 def train_encoder_on_world(data_dir: str | os.PathLike, out_path: str | os.PathLike, cfg: EncoderTrainConfig,
-                           progress: bool = True) -> EncoderReport:
-    """Train the encoder on a world dataset, write it to ``out_path`` (with its held-out report)."""
+                           progress: bool = True, architecture: EncoderConfig | None = None) -> EncoderReport:
+    """Train the encoder on a world dataset, write it to ``out_path`` (with its held-out report).
+
+    architecture: widths and head of the network (default ``EncoderConfig()``); its input size and
+    expression count are taken from the dataset.
+    """
+    from dataclasses import replace
+
     ds, images = _load_world(data_dir, progress)
-    enc_cfg = EncoderConfig(input_size=min(64, ds.resolution), n_expression=ds.params["expression"].shape[1])
+    enc_cfg = replace(architecture or EncoderConfig(), input_size=min(64, ds.resolution),
+                      n_expression=ds.params["expression"].shape[1])
     enc, report, _ = train_encoder(images, ds.params, enc_cfg, cfg, progress=progress)
     save_encoder(enc, out_path, report)
     return report
@@ -61,4 +68,20 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
 
         write_sheets(G, sheets_dir, seed=seed)
     names = tuple(str(x) for x in ds.info.get("expression_names", ()))
-    return evaluate_generator(G, enc, images, ds.params, n, seed=seed, expression_names=names)
+    return evaluate_generator(G, enc, images, ds.params, n, seed=seed, expression_names=names,
+                              preset_expressions=_world_presets(ds.info))
+
+
+def _world_presets(info: dict) -> dict:
+    """name -> (E,) expression of each preset the world drew (dataset.json ``preset_names``), as the
+    sampler resolved them on the world's face model."""
+    wanted = [str(n) for n in info.get("preset_names", ())]
+    if not wanted:
+        return {}
+    import torch
+
+    from rig.face_model import load_face_model
+    from rig.world.priors import preset_table
+
+    table = preset_table(load_face_model(info.get("face_model", "default"), dtype=torch.float32))
+    return {n: table[n][0] for n in wanted if n in table}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rig.errors import CheckpointError
+from rig.errors import CheckpointError, ShapeError
 from rig.world.encoder import EncoderConfig, FaceEncoder, landmark_nme_iod, load_encoder, save_encoder
 from rig.world.encoder_train import EncoderTrainConfig, evaluate_encoder, shuffle_tiles, train_encoder
 
@@ -27,9 +27,10 @@ def _blob_world(n, size=32, n_expr=4, seed=0):
     return images, params
 
 
-def test_loss_drops_on_tiny_set():
+@pytest.mark.parametrize("spatial_head", [0, 32])
+def test_loss_drops_on_tiny_set(spatial_head):
     images, params = _blob_world(96)
-    cfg = EncoderConfig(input_size=32, widths=(8, 16, 32), n_expression=4)
+    cfg = EncoderConfig(input_size=32, widths=(8, 16, 32), n_expression=4, spatial_head=spatial_head)
     enc, report, losses = train_encoder(images, params, cfg, EncoderTrainConfig(steps=60, batch=16, lr=3e-3, holdout=16), progress=False)
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert last < 0.6 * first, (first, last)
@@ -56,9 +57,10 @@ def test_shuffle_tiles_permutes_blocks():
     assert not torch.equal(x, y)  # 2 images x 4 tiles: the identity order has chance 1/576
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("spatial_head", [0, 16])
+def test_save_load_round_trip(tmp_path, spatial_head):
     torch.manual_seed(0)
-    enc = FaceEncoder(EncoderConfig(input_size=16, widths=(4, 8), n_expression=3)).eval()
+    enc = FaceEncoder(EncoderConfig(input_size=16, widths=(4, 8), n_expression=3, spatial_head=spatial_head)).eval()
     enc.target_mean.normal_()
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     save_encoder(enc, tmp_path / "enc.safetensors")
@@ -68,6 +70,14 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         load_encoder(tmp_path / "bad.safetensors")
+
+
+def test_spatial_head_reads_the_whole_last_feature_map():
+    # 16 px through two stride-2 stages leaves 4 x 4 cells; the head sees all of them (32 channels each).
+    enc = FaceEncoder(EncoderConfig(input_size=16, widths=(4, 8), n_expression=1, spatial_head=8)).eval()
+    assert enc.head[3].in_features == 32 * 4 * 4
+    with pytest.raises(ShapeError):
+        FaceEncoder(EncoderConfig(input_size=20, widths=(4, 8, 16), n_expression=1, spatial_head=8))
 
 
 def test_negatives_are_three_kinds_of_non_face():

@@ -47,3 +47,30 @@ def test_report_ratios_against_both_references_and_lists_the_least_drawn_units()
     text = "\n".join(rep.lines())
     assert "within 25 % for 67 %" in text            # a and c of a, b, c against the encoder's reading
     assert "least drawn (vs world read by the encoder): b 0.25, a 1.00, c 1.00" in text
+
+
+def test_spread_along_presets_matches_the_closed_form_for_independent_units():
+    from rig.world.evaluate import spread_along_presets
+
+    rng = np.random.default_rng(1)
+    unit_std = np.array([0.5, 0.2, 0.1, 0.3])
+    expr = rng.standard_normal((200_000, 4)) * unit_std
+    presets = {"ab": np.array([3.0, 4.0, 0, 0]), "d": np.array([0, 0, 0, 2.0]), "none": np.zeros(4)}
+    got = spread_along_presets(expr, presets)
+    assert set(got) == {"ab", "d"}                        # a preset with no expression has no direction
+    # std along u = sqrt(sum u_i^2 s_i^2): (0.6, 0.8) -> sqrt(0.36*0.25 + 0.64*0.04)
+    assert got["ab"] == pytest.approx(np.sqrt(0.36 * 0.25 + 0.64 * 0.04), rel=0.01)
+    assert got["d"] == pytest.approx(0.3, rel=0.01)
+    with pytest.raises(InputError):
+        spread_along_presets(expr, {"bad": np.ones(3)})
+
+
+def test_report_lists_named_expressions_with_both_ratios():
+    from rig.world.evaluate import GeneratorReport
+
+    keys = {"yaw": 0.1, "pitch": 0.1, "jaw": 0.1}
+    rep = GeneratorReport(10, 1.0, 0.5, 0.9, dict(keys, **{"preset:smile": 0.3}), dict(keys, **{"preset:smile": 0.4}),
+                          dict(keys, **{"preset:smile": 0.5}))
+    text = "\n".join(rep.lines())
+    assert "named expressions (1," in text
+    assert "smile       0.75 / 0.60   (0.80)" in text

@@ -31,10 +31,20 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     out = _run(["train", "generator", "--data", str(data), "--out", str(run), "--resume", "--kimg", "0.016", "--quiet"])
     assert "trained to 0.016 kimg" in out
     out = _run(["train", "encoder", "--data", str(data), "--out", str(enc), "--steps", "5", "--batch", "8",
-                "--holdout", "8", "--quiet"])
+                "--holdout", "8", "--widths", "8,16", "--spatial-head", "16", "--quiet"])
     assert "landmarks:" in out and enc.is_file()
+    from rig.world.encoder import load_encoder
+
+    assert load_encoder(enc).cfg.widths == (8, 16) and load_encoder(enc).cfg.spatial_head == 16
     out = _run(["eval", "generator", "--network", str(run / "network-latest.safetensors"), "--data", str(data),
                 "--encoder", str(enc), "--n", "8", "--quiet"])
     frd, floor = map(float, re.search(r"FRD\(generated, world\) = ([\d.]+)\s+floor FRD\(world, world\) = ([\d.]+)", out).groups())
     assert frd >= 0 and floor >= 0
     assert re.search(r"plausible faces: [\d.]+ %", out) and "std yaw" in out
+    assert re.search(r"named expressions \(11, .*\n  anger +[\d.]+ / [\d.]+", out)
+
+
+def test_train_encoder_refuses_bad_widths(tmp_path):
+    result = CliRunner().invoke(main, ["train", "encoder", "--data", str(tmp_path), "--out", str(tmp_path / "e.safetensors"),
+                                       "--widths", "32,x"])
+    assert result.exit_code == 2 and "--widths" in result.output
