@@ -305,7 +305,8 @@ def eval_group() -> None:
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Generated samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sheets", "sheets_dir", default=None, type=click.Path(file_okay=False),
-              help="Also write samples.png (8 x 8 random samples) and interpolation.png (W walks) here.")
+              help="Also write samples.png (8 x 8 random samples), interpolation.png (W walks) and presets.png "
+                   "(per named expression: the world's 6 widest, then the generator's 6 widest) here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_generator_cmd(network, data_dir, encoder_path, n, seed, sheets_dir, quiet) -> None:
     """FRD vs the world (beside its floor), plausible-face rate and parameter spreads of a generator."""
@@ -315,7 +316,10 @@ def eval_generator_cmd(network, data_dir, encoder_path, n, seed, sheets_dir, qui
                                      sheets_dir=sheets_dir)
     click.echo("\n".join(report.lines()))
     if sheets_dir:
-        click.echo(f"wrote {sheets_dir}/samples.png and {sheets_dir}/interpolation.png")
+        from pathlib import Path
+
+        written = [f for f in ("samples.png", "interpolation.png", "presets.png") if (Path(sheets_dir) / f).is_file()]
+        click.echo(f"wrote {', '.join(written)} to {sheets_dir}")
 
 
 

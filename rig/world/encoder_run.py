@@ -8,7 +8,7 @@ from pathlib import Path
 from rig.errors import InputError
 from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
 from rig.world.encoder_train import EncoderTrainConfig, train_encoder
-from rig.world.evaluate import GeneratorReport, evaluate_generator
+from rig.world.evaluate import GeneratorReport, read_generator_and_world, report_from_readings
 
 
 def _load_world(data_dir: str | os.PathLike, progress: bool):
@@ -53,7 +53,8 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
                             seed: int = 0, progress: bool = True, sheets_dir: str | os.PathLike | None = None) -> GeneratorReport:
     """``rig eval generator``: the ``GeneratorReport`` of ``network`` against the world in ``data_dir``
     (None: ``eval_world_dir`` renders the first 2n world images); ``sheets_dir`` also gets the
-    contact sheet and interpolation strip (``rig.world.sheets``)."""
+    contact sheet, the interpolation strip and, for a world with presets, their extremes
+    (``rig.world.sheets``)."""
     from rig.stylegan2.checkpoints import load_generator
 
     G = load_generator(network)
@@ -63,13 +64,17 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
     ds, images = _load_world(data_dir, progress)
     if len(ds) < 2 * n:
         raise InputError(f"{data_dir}: {len(ds)} images, evaluation with --n {n} needs {2 * n}")
+    readings = read_generator_and_world(G, enc, images, n, seed)
+    presets = _world_presets(ds.info)
+    names = tuple(str(x) for x in ds.info.get("expression_names", ()))
     if sheets_dir is not None:
-        from rig.world.sheets import write_sheets
+        from rig.world.sheets import write_preset_extremes, write_sheets
 
         write_sheets(G, sheets_dir, seed=seed)
-    names = tuple(str(x) for x in ds.info.get("expression_names", ()))
-    return evaluate_generator(G, enc, images, ds.params, n, seed=seed, expression_names=names,
-                              preset_expressions=_world_presets(ds.info))
+        if presets:
+            write_preset_extremes(Path(sheets_dir) / "presets.png", images[:n], ds.params["expression"][:n],
+                                  readings.fake, readings.generated.expression.numpy(), presets)
+    return report_from_readings(readings, ds.params, names, presets)
 
 
 def _world_presets(info: dict) -> dict:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -135,23 +136,39 @@ def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float 
     return torch.from_numpy(to_uint8_nhwc(generate_float(G, n, seed, batch, truncation_psi))).permute(0, 3, 1, 2)
 
 
-def evaluate_generator(G, encoder: FaceEncoder, world_images: torch.Tensor, world_params: dict, n: int,
-                       seed: int = 0, expression_names: tuple[str, ...] = (),
-                       preset_expressions: dict[str, np.ndarray] | None = None) -> GeneratorReport:
-    """Compare ``n`` samples of ``G`` with ``world_images`` (>= 2n, uint8 (N, 3, S, S)) and their params.
+class Readings(NamedTuple):
+    """The encoder's outputs on ``n`` generated images and on two disjoint sets of ``n`` world images.
+
+    fake: (n, 3, S, S) uint8 generated images. generated / world / world_floor: ``EncoderOutput`` on
+    ``fake``, on world images [0, n) and on world images [n, 2n) (the floor's second set).
+    """
+
+    fake: torch.Tensor
+    generated: EncoderOutput
+    world: EncoderOutput
+    world_floor: EncoderOutput
+
+
+def read_generator_and_world(G, encoder: FaceEncoder, world_images: torch.Tensor, n: int, seed: int = 0) -> Readings:
+    """Draw ``n`` samples of ``G`` (z from ``seed``, psi 1, constant noise) and run ``encoder`` on them
+    and on the first 2n of ``world_images`` (uint8 (N, 3, S, S), N >= 2n)."""
+    if len(world_images) < 2 * n:
+        raise InputError(f"evaluation needs at least {2 * n} world images for n={n} (floor uses two disjoint sets), got {len(world_images)}")
+    fake = generate_uint8(G, n, seed)
+    if fake.shape[2] != world_images.shape[2]:
+        raise InputError(f"generator draws {fake.shape[2]} px images, the world dataset is {world_images.shape[2]} px")
+    return Readings(fake, predict(encoder, fake), predict(encoder, world_images[:n]), predict(encoder, world_images[n:2 * n]))
+
+
+def report_from_readings(readings: Readings, world_params: dict, expression_names: tuple[str, ...] = (),
+                         preset_expressions: dict[str, np.ndarray] | None = None) -> GeneratorReport:
+    """The ``GeneratorReport`` of ``readings``; the prior's spreads come from all rows of ``world_params``.
 
     preset_expressions: name -> (E,) expression coefficients of a named preset; adds ``preset:<name>``
     spreads along each (normalised) direction. Presets without expression coefficients are skipped.
     """
-    if len(world_images) < 2 * n:
-        raise InputError(f"evaluation needs at least {2 * n} world images for n={n} (floor uses two disjoint sets), got {len(world_images)}")
-    S = world_images.shape[2]
-    fake = generate_uint8(G, n, seed)
-    if fake.shape[2] != S:
-        raise InputError(f"generator draws {fake.shape[2]} px images, the world dataset is {S} px")
-    out_fake = predict(encoder, fake)
-    out_a = predict(encoder, world_images[:n])
-    out_b = predict(encoder, world_images[n:2 * n])
+    out_fake, out_a, out_b = readings.generated, readings.world, readings.world_floor
+    S = readings.fake.shape[2]
     frd = frechet_distance(out_fake.features.numpy(), out_a.features.numpy())
     floor = frechet_distance(out_b.features.numpy(), out_a.features.numpy())
     plausible = float(plausible_faces(out_fake, S).float().mean())
@@ -170,4 +187,5 @@ def evaluate_generator(G, encoder: FaceEncoder, world_images: torch.Tensor, worl
     presets = preset_expressions or {}
     for spread, e in ((world_spread, expr), (gen_spread, out_fake.expression.numpy()), (read_spread, out_a.expression.numpy())):
         spread.update({f"preset:{k}": v for k, v in spread_along_presets(e, presets).items()})
-    return GeneratorReport(n, frd, floor, plausible, gen_spread, read_spread, world_spread)
+    return GeneratorReport(len(readings.fake), frd, floor, plausible, gen_spread, read_spread, world_spread)
+

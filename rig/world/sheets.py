@@ -1,13 +1,16 @@
-"""Pictures of a generator for people to look at: a contact sheet of random samples and a latent
-interpolation strip (``rig eval generator --sheets DIR``)."""
+"""Pictures of a generator for people to look at: a contact sheet of random samples, a latent
+interpolation strip and the widest expressions of generator and world side by side
+(``rig eval generator --sheets DIR``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from rig.errors import InputError
 from rig.stylegan2.training.report import save_grid
 from rig.world.evaluate import generate_float
 
@@ -33,3 +36,36 @@ def write_sheets(G, out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     save_grid(generate_float(G, 64, seed), paths[0], cols=8)
     save_grid(interpolation_strip(G, 4, 8, seed), paths[1], cols=8)
     return paths
+
+
+def preset_extremes(world_images: torch.Tensor, world_expression: np.ndarray, fake_images: torch.Tensor,
+                    fake_expression: np.ndarray, presets: dict[str, np.ndarray], k: int = 6) -> torch.Tensor:
+    """(len(presets) * 2k, 3, S, S) float images in [-1, 1], one row per preset (sorted by name): the k
+    world images that go furthest along the preset's direction by their ground truth, then the k
+    generated images that go furthest by the encoder's reading.
+
+    world_images / fake_images: (N, 3, S, S) / (M, 3, S, S) uint8; world_expression (N, E) truth,
+    fake_expression (M, E) encoder readings; presets: name -> (E,) coefficients. Presets with no
+    expression coefficients are left out; k must not exceed N or M.
+    """
+    if k > min(len(world_images), len(fake_images)):
+        raise InputError(f"preset_extremes: k={k} needs at least k world and k generated images")
+    rows = []
+    for name in sorted(presets):
+        direction = np.asarray(presets[name], np.float64)
+        if np.linalg.norm(direction) < 1e-6:
+            continue
+        for images, expr in ((world_images, world_expression), (fake_images, fake_expression)):
+            order = np.argsort(-(np.asarray(expr, np.float64) @ direction), kind="stable")[:k]
+            rows.append(images[torch.from_numpy(order.copy())].float() / 127.5 - 1)
+    return torch.cat(rows)
+
+
+def write_preset_extremes(path: str | os.PathLike, world_images: torch.Tensor, world_expression: np.ndarray,
+                          fake_images: torch.Tensor, fake_expression: np.ndarray, presets: dict[str, np.ndarray],
+                          k: int = 6) -> Path:
+    """Write ``preset_extremes`` as one PNG: a row per preset, world on the left, generated on the right
+    (k shrinks to the number of images when there are fewer)."""
+    k = min(k, len(world_images), len(fake_images))
+    save_grid(preset_extremes(world_images, world_expression, fake_images, fake_expression, presets, k), path, cols=2 * k)
+    return Path(path)

@@ -52,6 +52,8 @@ def test_eval_default_renders_its_world_once_and_writes_sheets(tmp_path, monkeyp
     assert "world read by the encoder" in result.output and "world prior" in result.output
     assert Image.open(sheets / "samples.png").size == (8 * 64, 8 * 64)
     assert Image.open(sheets / "interpolation.png").size == (8 * 64, 4 * 64)
+    assert Image.open(sheets / "presets.png").size == (2 * 4 * 64, 11 * 64)  # k = n = 4; 11 presets
+    assert "presets.png" in result.output
     cached = WorldDataset(tmp_path / "cache" / "rig" / "world" / "size64-seed0-n8")
     assert len(cached) == 8
     # image i depends on (seed, i) only: a 3-image dataset drawn with seed 0 starts the same way
