@@ -107,18 +107,26 @@ class GeneratorReport:
         return out
 
 
-def spread_along_presets(expressions: np.ndarray, presets: dict[str, np.ndarray]) -> dict[str, float]:
-    """name -> std of (N, E) ``expressions`` projected on the unit vector of each preset's (E,)
-    coefficients (float64); presets with no expression coefficients (norm < 1e-6) are left out."""
-    e = np.asarray(expressions, np.float64)
+def preset_directions(presets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """name -> unit vector (E,) float64 of each preset's expression coefficients, sorted by name;
+    presets with no expression coefficients (norm < 1e-6, e.g. a pure jaw opening) are left out."""
     out = {}
     for name, vec in sorted(presets.items()):
         direction = np.asarray(vec, np.float64).reshape(-1)
-        if direction.shape[0] != e.shape[1]:
-            raise InputError(f"preset {name!r} has {direction.shape[0]} expression coefficients, the expressions have {e.shape[1]}")
         norm = np.linalg.norm(direction)
         if norm >= 1e-6:
-            out[name] = float((e @ (direction / norm)).std())
+            out[name] = direction / norm
+    return out
+
+
+def spread_along_presets(expressions: np.ndarray, presets: dict[str, np.ndarray]) -> dict[str, float]:
+    """name -> std of (N, E) ``expressions`` projected on each of ``preset_directions(presets)``."""
+    e = np.asarray(expressions, np.float64)
+    out = {}
+    for name, direction in preset_directions(presets).items():
+        if direction.shape[0] != e.shape[1]:
+            raise InputError(f"preset {name!r} has {direction.shape[0]} expression coefficients, the expressions have {e.shape[1]}")
+        out[name] = float((e @ direction).std())
     return out
 
 
@@ -188,4 +196,3 @@ def report_from_readings(readings: Readings, world_params: dict, expression_name
     for spread, e in ((world_spread, expr), (gen_spread, out_fake.expression.numpy()), (read_spread, out_a.expression.numpy())):
         spread.update({f"preset:{k}": v for k, v in spread_along_presets(e, presets).items()})
     return GeneratorReport(len(readings.fake), frd, floor, plausible, gen_spread, read_spread, world_spread)
-

@@ -12,7 +12,7 @@ import torch
 
 from rig.errors import InputError
 from rig.stylegan2.training.report import save_grid
-from rig.world.evaluate import generate_float
+from rig.world.evaluate import generate_float, preset_directions
 
 
 @torch.no_grad()
@@ -51,10 +51,7 @@ def preset_extremes(world_images: torch.Tensor, world_expression: np.ndarray, fa
     if k > min(len(world_images), len(fake_images)):
         raise InputError(f"preset_extremes: k={k} needs at least k world and k generated images")
     rows = []
-    for name in sorted(presets):
-        direction = np.asarray(presets[name], np.float64)
-        if np.linalg.norm(direction) < 1e-6:
-            continue
+    for direction in preset_directions(presets).values():
         for images, expr in ((world_images, world_expression), (fake_images, fake_expression)):
             order = np.argsort(-(np.asarray(expr, np.float64) @ direction), kind="stable")[:k]
             rows.append(images[torch.from_numpy(order.copy())].float() / 127.5 - 1)
