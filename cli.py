@@ -246,15 +246,18 @@ def train_group() -> None:
 @click.option("--snapshot-minutes", type=float, default=None, help="Also snapshot after this many minutes.")
 @click.option("--seed", type=int, default=None, help="Seed of every random stream (new runs only).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (new runs only).")
+@click.option("--init", "init", default=None,
+              help="Start a new run from this network's weights (file or 'default'; G, G_ema and, if it has one, D) "
+                   "instead of random ones. The network must match --config.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
-                        threads, quiet) -> None:
+                        threads, init, quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
     from rig.stylegan2.training.run import train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
     fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads)
-    trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet,
+    trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")
 

@@ -184,3 +184,26 @@ def test_stop_request_snapshots_and_returns(tmp_path):
     last = trainer.train(should_stop=stop_after_three)
     assert trainer.nimg == 12 and last.name == "snapshot-000000012.json"
     assert Trainer.resume(tmp_path, _images(), progress=False).nimg == 12
+
+
+def test_start_from_trained_weights(tmp_path):
+    from rig.stylegan2.checkpoints import NetworkSet, load_networks
+
+    cfg = _tiny(kimg=0.008, snapshot_kimg=0.008)
+    Trainer.start(cfg, _images(), tmp_path / "a", progress=False).train()
+    nets = load_networks(tmp_path / "a" / "network-latest.safetensors")
+    t = Trainer.start(cfg.replace(seed=5), _images(), tmp_path / "b", init=nets, progress=False)
+    for name in ("G", "G_ema", "D"):
+        for k, v in getattr(nets, name).state_dict().items():
+            assert torch.equal(getattr(t, name).state_dict()[k], v), (name, k)
+    assert t.nimg == 0
+    # Only a G_ema (as shipped in checkpoints/default): G starts from it too, D starts fresh.
+    fresh_D = Trainer.start(cfg.replace(seed=5), _images(), tmp_path / "c", progress=False).D
+    t = Trainer.start(cfg.replace(seed=5), _images(), tmp_path / "d", init=NetworkSet("ema-only", G_ema=nets.G_ema),
+                      progress=False)
+    assert torch.equal(t.G.synthesis.b16.conv1.weight, nets.G_ema.synthesis.b16.conv1.weight)
+    assert torch.equal(t.D.b16.conv0.weight, fresh_D.b16.conv0.weight)
+    with pytest.raises(InputError, match="does not have the architecture"):
+        Trainer.start(cfg.replace(channel_max=cfg.channel_max * 2), _images(), tmp_path / "e", init=nets, progress=False)
+    with pytest.raises(InputError, match="no generator"):
+        Trainer.start(cfg, _images(), tmp_path / "f", init=NetworkSet("empty"), progress=False)

@@ -134,11 +134,33 @@ class Trainer:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def start(cls, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike, **kw) -> "Trainer":
-        """A fresh run; refuses a ``run_dir`` that already holds snapshots (resume it instead)."""
+    def start(cls, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike, init=None, **kw) -> "Trainer":
+        """A fresh run; refuses a ``run_dir`` that already holds snapshots (resume it instead).
+
+        init: a ``rig.stylegan2.checkpoints.NetworkSet`` to start from instead of random weights
+        (fine-tuning, like NVIDIA's ``--resume=PKL``): G from its ``G`` (else ``G_ema``), G_ema from its
+        ``G_ema`` (else ``G``), D from its ``D`` where it has one (else D starts fresh). The networks
+        must have the architecture ``cfg`` builds. Optimiser state, schedule and kimg start from zero.
+        """
         if latest_snapshot(run_dir) is not None:
             raise InputError(f"{run_dir}: already holds a training run; resume it or choose another folder")
-        return cls(cfg, images, run_dir, **kw)
+        trainer = cls(cfg, images, run_dir, **kw)
+        if init is not None:
+            trainer._init_weights(init)
+        return trainer
+
+    def _init_weights(self, nets) -> None:
+        g, g_ema = nets.G or nets.G_ema, nets.G_ema or nets.G
+        if g is None:
+            raise InputError(f"{nets.source}: holds no generator to start training from")
+        for name, target, source in (("G", self.G, g), ("G_ema", self.G_ema, g_ema), ("D", self.D, nets.D)):
+            if source is None:
+                continue
+            try:
+                target.load_state_dict(source.state_dict(), strict=True)
+            except RuntimeError as e:
+                raise InputError(f"{nets.source}: its {name} does not have the architecture of this training config "
+                                 f"({str(e).splitlines()[0]})") from None
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, images: torch.Tensor, snapshot: str | os.PathLike | None = None,

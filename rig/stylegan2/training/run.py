@@ -15,16 +15,20 @@ from rig.stylegan2.training.snapshot import latest_snapshot
 
 
 def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: str = "64",
-                    resume: bool = False, progress: bool = True, **overrides) -> tuple[Trainer, Path | None]:
+                    resume: bool = False, progress: bool = True, init: str | os.PathLike | None = None,
+                    **overrides) -> tuple[Trainer, Path | None]:
     """Train (or with ``resume`` continue) a generator on the world dataset in ``data_dir``.
 
     ``config`` names a preset (tiny, 64, 128); ``overrides`` are TrainConfig fields (None values are
     ignored). On resume only schedule fields may change and the preset is ignored (the snapshot's
-    config rules). Returns the trainer and the last snapshot written.
+    config rules). ``init`` (a network file or ``"default"``, new runs only) starts from its weights
+    (``Trainer.start``). Returns the trainer and the last snapshot written.
     """
     from rig.world.dataset import WorldDataset
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if resume and init is not None:
+        raise InputError("--init starts a new run from a network's weights; a resumed run continues its own")
     if resume and latest_snapshot(run_dir) is None:  # before the (slow) image loading
         raise InputError(f"{run_dir}: nothing to resume (no snapshots); drop --resume to start a run")
     ds = WorldDataset(data_dir, keys=[])
@@ -35,7 +39,12 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         cfg: TrainConfig = preset(config, **overrides)
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
-        trainer = Trainer.start(cfg, images, run_dir, progress=progress)
+        nets = None
+        if init is not None:
+            from rig.stylegan2.checkpoints import load_networks
+
+            nets = load_networks(init)
+        trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
     return trainer, last
