@@ -44,6 +44,11 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
             from rig.stylegan2.checkpoints import load_networks
 
             nets = load_networks(init)
+            if nets.D is None:
+                import warnings
+
+                warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
+                              "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
         trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
