@@ -31,6 +31,16 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         raise InputError("--init starts a new run from a network's weights; a resumed run continues its own")
     if resume and latest_snapshot(run_dir) is None:  # before the (slow) image loading
         raise InputError(f"{run_dir}: nothing to resume (no snapshots); drop --resume to start a run")
+    nets = None
+    if init is not None:  # also before the image loading: a bad file fails at once
+        from rig.stylegan2.checkpoints import load_networks
+
+        nets = load_networks(init)
+        if nets.D is None:
+            import warnings
+
+            warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
+                          "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
     ds = WorldDataset(data_dir, keys=[])
     images = ds.load_images(progress=progress)
     if resume:
@@ -39,16 +49,6 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         cfg: TrainConfig = preset(config, **overrides)
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
-        nets = None
-        if init is not None:
-            from rig.stylegan2.checkpoints import load_networks
-
-            nets = load_networks(init)
-            if nets.D is None:
-                import warnings
-
-                warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
-                              "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
         trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
