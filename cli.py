@@ -249,14 +249,22 @@ def train_group() -> None:
 @click.option("--init", "init", default=None,
               help="Start a new run from this network's weights (file or 'default'; G, G_ema and, if it has one, D) "
                    "instead of random ones. The network must match --config.")
+@click.option("--g-freeze-kimg", type=float, default=None,
+              help="Train only D for this many kimg first (new runs only; for --init from a file without a D).")
+@click.option("--preset-repeat", default=None, metavar="NAME=K,...",
+              help="Show dataset images drawn from these named presets K times per epoch (new runs only), "
+                   "e.g. blink=3,smile=2.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
-                        threads, init, quiet) -> None:
+                        threads, init, g_freeze_kimg, preset_repeat, quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
-    from rig.stylegan2.training.run import train_generator
+    from rig.stylegan2.training.run import parse_preset_repeat, train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
-    fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads)
+    fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg,
+                                   preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None)
+    if resume and (g_freeze_kimg is not None or preset_repeat):
+        raise click.UsageError("--g-freeze-kimg and --preset-repeat set up a new run; a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")

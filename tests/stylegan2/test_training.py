@@ -207,3 +207,51 @@ def test_start_from_trained_weights(tmp_path):
         Trainer.start(cfg.replace(channel_max=cfg.channel_max * 2), _images(), tmp_path / "e", init=nets, progress=False)
     with pytest.raises(InputError, match="no generator"):
         Trainer.start(cfg, _images(), tmp_path / "f", init=NetworkSet("empty"), progress=False)
+
+
+def test_g_freeze_trains_only_D_then_both(tmp_path):
+    cfg = _tiny(kimg=0.016, snapshot_kimg=0.016, g_freeze_kimg=0.008)  # 2 frozen steps, then 2 joint ones
+    t = Trainer.start(cfg, _images(), tmp_path, progress=False)
+    g0 = {k: v.clone() for k, v in t.G.state_dict().items()}
+    ema0 = {k: v.clone() for k, v in t.G_ema.state_dict().items()}
+    d0 = t.D.b16.conv0.weight.clone()
+    t._train_step()
+    t._train_step()
+    assert t.nimg == 8
+    for k, v in t.G_ema.state_dict().items():
+        assert torch.equal(v, ema0[k]), k
+    weights = [k for k in g0 if "weight" in k]
+    assert weights and all(torch.equal(t.G.state_dict()[k], g0[k]) for k in weights)
+    assert not torch.equal(t.D.b16.conv0.weight, d0)
+    t._train_step()  # nimg 8 >= 8: G trains again
+    assert not torch.equal(t.G.synthesis.b16.conv1.weight, g0["synthesis.b16.conv1.weight"])
+    assert not torch.equal(t.G_ema.synthesis.b16.conv1.weight, ema0["synthesis.b16.conv1.weight"])
+
+
+def test_config_json_round_trip_with_preset_repeat():
+    cfg = _tiny(g_freeze_kimg=2.5, preset_repeat=(("blink", 3), ("smile", 2)))
+    again = type(cfg).from_json(json.loads(json.dumps(cfg.to_json())))
+    assert again == cfg and again.preset_repeat == (("blink", 3), ("smile", 2))
+    with pytest.raises(InputError, match="preset_repeat"):
+        cfg.replace(preset_repeat=(("blink", 0),))
+    with pytest.raises(InputError, match="g_freeze_kimg"):
+        cfg.replace(g_freeze_kimg=-1.0)
+
+
+def test_preset_repeat_order_and_parsing():
+    from rig.stylegan2.training.run import parse_preset_repeat, repeat_presets
+
+    assert parse_preset_repeat("blink=3, smile=2") == (("blink", 3), ("smile", 2))
+    for bad in ("blink", "blink=0", "blink=x", "=2"):
+        with pytest.raises(InputError, match="NAME=K"):
+            parse_preset_repeat(bad)
+    info = {"preset_names": ["anger", "blink", "smile"]}  # a WorldDataset's face, for five images
+    ds = type("DS", (), {"root": "w", "info": info, "params": {"preset": np.array([-1, 1, 2, 1, 0])}, "__len__": lambda self: 5})()
+    order = repeat_presets(ds, (("blink", 3), ("smile", 2)))
+    assert order.tolist() == [0, 1, 1, 1, 2, 2, 3, 3, 3, 4]
+    assert repeat_presets(ds, ()).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(InputError, match="'wink'"):
+        repeat_presets(ds, (("wink", 2),))
+    bare = type("DS", (), {"root": "w", "info": {}, "params": {}, "__len__": lambda self: 5})()
+    with pytest.raises(InputError, match="records its named presets"):
+        repeat_presets(bare, (("blink", 2),))

@@ -30,6 +30,22 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     assert "trained to 0.008 kimg" in out
     out = _run(["train", "generator", "--data", str(data), "--out", str(run), "--resume", "--kimg", "0.016", "--quiet"])
     assert "trained to 0.016 kimg" in out
+    # A fine-tune from the run's network: D alone first, images of two presets shown twice per epoch.
+    ft = tmp_path / "ft"
+    out = _run(["train", "generator", "--data", str(data), "--out", str(ft), "--config", "tiny", "--kimg", "0.008",
+                "--init", str(run / "network-latest.safetensors"), "--g-freeze-kimg", "0.004",
+                "--preset-repeat", "blink=2,smile=2", "--quiet"])
+    assert "trained to 0.008 kimg" in out
+    import json
+
+    saved = json.loads((ft / "config.json").read_text())
+    assert saved["g_freeze_kimg"] == 0.004 and saved["preset_repeat"] == [["blink", 2], ["smile", 2]]
+    refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(ft), "--resume",
+                                        "--preset-repeat", "blink=3"])
+    assert refused.exit_code == 2 and "new run" in refused.output
+    refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(tmp_path / "ft2"),
+                                        "--config", "tiny", "--preset-repeat", "grin=2"])
+    assert refused.exit_code != 0 and "'grin'" in refused.output
     out = _run(["train", "encoder", "--data", str(data), "--out", str(enc), "--steps", "5", "--batch", "8",
                 "--holdout", "8", "--widths", "8,16", "--spatial-head", "16", "--quiet"])
     assert "landmarks:" in out and enc.is_file()

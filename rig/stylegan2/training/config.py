@@ -31,6 +31,13 @@ class TrainConfig:
         ema_kimg: half-life of the G EMA in kimg; ema_rampup: ramp the half-life with training progress
             (ema_nimg = min(ema_kimg*1000, cur_nimg*ema_rampup)); None turns the ramp off.
         xflip: also train on mirrored dataset images (doubles the dataset).
+        g_freeze_kimg: G and G_ema stay fixed for this many kimg at the start of the run while D alone
+            trains (for starting from a generator file that has no D: a fresh D first learns to tell
+            the file's fakes from reals, so G is not steered by a random critic).
+    Data:
+        preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
+            is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
+            more often. Needs a world dataset with a 'preset' parameter.
     Schedule:
         kimg: train until this many thousand real images were shown to D.
         snapshot_kimg: snapshot (weights, optimisers, RNG) every this many kimg.
@@ -65,6 +72,8 @@ class TrainConfig:
     ema_kimg: float = 5.0
     ema_rampup: float | None = 0.05
     xflip: bool = True
+    g_freeze_kimg: float = 0.0
+    preset_repeat: tuple[tuple[str, int], ...] = ()
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -86,6 +95,11 @@ class TrainConfig:
             raise InputError("train config: regularisation intervals must be >= 1")
         if self.snapshot_kimg <= 0 or self.log_kimg <= 0 or self.kimg <= 0:
             raise InputError("train config: kimg, snapshot_kimg and log_kimg must be positive")
+        if self.g_freeze_kimg < 0:
+            raise InputError("train config: g_freeze_kimg must be >= 0")
+        for item in self.preset_repeat:
+            if len(item) != 2 or not isinstance(item[0], str) or int(item[1]) != item[1] or item[1] < 1:
+                raise InputError(f"train config: preset_repeat entry {item!r} is not (preset name, whole number >= 1)")
         if self.keep_snapshots < 1:
             raise InputError("train config: keep_snapshots must be >= 1")
         n = int(round(self.grid_size ** 0.5))
@@ -107,7 +121,11 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        d = {k: (tuple(v) if k == "betas" else v) for k, v in d.items() if k in names}
+        d = {k: v for k, v in d.items() if k in names}
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        if "preset_repeat" in d:
+            d["preset_repeat"] = tuple((str(name), int(k)) for name, k in d["preset_repeat"])
         return cls(**d).validate()
 
 

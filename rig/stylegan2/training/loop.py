@@ -267,27 +267,9 @@ class Trainer:
         B = cfg.batch
         real = self.stream.next(B)
 
-        # G main
-        self.G.requires_grad_(True)
-        self.opt_G.zero_grad(set_to_none=True)
-        fake, _ = self._run_G(self._latents(B))
-        loss_g = L.g_nonsaturating_loss(self.D(fake, None)).mean()
-        loss_g.backward()
-        self._step_optimizer(self.opt_G, self.G)
-        self._meter.add("loss_G", loss_g.detach())
-
-        # G reg: path length, lazily
-        if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
-            self.opt_G.zero_grad(set_to_none=True)
-            n = max(1, B // cfg.pl_batch_shrink)
-            img, ws = self._run_G(self._latents(n))
-            lengths = L.path_length(img, ws, torch.randn(img.shape, generator=self.latent_gen))
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
-            penalty = (lengths - self.pl_mean).square() * cfg.pl_weight
-            (img[:, 0, 0, 0] * 0 + penalty).mean().mul(cfg.pl_interval).backward()
-            self._step_optimizer(self.opt_G, self.G)
-            self._meter.add("pl", penalty.mean().detach())
-        self.G.requires_grad_(False)
+        g_frozen = self.nimg < cfg.g_freeze_kimg * 1000
+        if not g_frozen:
+            self._train_G(B)
 
         # D main
         self.D.requires_grad_(True)
@@ -316,7 +298,32 @@ class Trainer:
 
         self.nimg += B
         self.step += 1
-        update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
+        if not g_frozen:
+            update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
+
+    def _train_G(self, B: int) -> None:
+        """One G step: the non-saturating loss on a batch of ``B`` fakes, then lazily the path-length penalty."""
+        cfg = self.cfg
+        self.G.requires_grad_(True)
+        self.opt_G.zero_grad(set_to_none=True)
+        fake, _ = self._run_G(self._latents(B))
+        loss_g = L.g_nonsaturating_loss(self.D(fake, None)).mean()
+        loss_g.backward()
+        self._step_optimizer(self.opt_G, self.G)
+        self._meter.add("loss_G", loss_g.detach())
+
+        # G reg: path length, lazily
+        if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
+            self.opt_G.zero_grad(set_to_none=True)
+            n = max(1, B // cfg.pl_batch_shrink)
+            img, ws = self._run_G(self._latents(n))
+            lengths = L.path_length(img, ws, torch.randn(img.shape, generator=self.latent_gen))
+            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
+            penalty = (lengths - self.pl_mean).square() * cfg.pl_weight
+            (img[:, 0, 0, 0] * 0 + penalty).mean().mul(cfg.pl_interval).backward()
+            self._step_optimizer(self.opt_G, self.G)
+            self._meter.add("pl", penalty.mean().detach())
+        self.G.requires_grad_(False)
 
     # ------------------------------------------------------------------ the loop
 

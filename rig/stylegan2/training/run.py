@@ -8,6 +8,9 @@ import signal
 import threading
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from rig.errors import InputError
 from rig.stylegan2.training.config import TrainConfig, preset
 from rig.stylegan2.training.loop import Trainer
@@ -42,17 +45,41 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
             warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
                           "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
     ds = WorldDataset(data_dir, keys=[])
-    images = ds.load_images(progress=progress)
+    if resume:
+        from rig.stylegan2.training.snapshot import read_snapshot
+
+        cfg = TrainConfig.from_json(read_snapshot(latest_snapshot(run_dir)).meta["config"])
+    else:
+        cfg = preset(config, **overrides)
+        if cfg.resolution != ds.resolution:
+            raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
+    order = repeat_presets(ds, cfg.preset_repeat)  # checked before the (slow) image loading
+    images = ds.load_images(progress=progress)[order]
     if resume:
         trainer = Trainer.resume(run_dir, images, progress=progress, **overrides)
     else:
-        cfg: TrainConfig = preset(config, **overrides)
-        if cfg.resolution != ds.resolution:
-            raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
         trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
     return trainer, last
+
+
+def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...]) -> torch.Tensor:
+    """Dataset indices (M,) int64 in which every image of ``ds`` (a ``WorldDataset``) drawn from a named
+    preset listed in ``preset_repeat`` ((name, k), ...) appears k times, every other image once, in
+    dataset order. Without ``preset_repeat`` it is simply 0..N-1."""
+    counts = np.ones(len(ds), np.int64)
+    if preset_repeat:
+        names = list(ds.info.get("preset_names", []))
+        if "preset" not in ds.params or not names:
+            raise InputError(f"{ds.root}: preset_repeat needs a world dataset that records its named presets "
+                             "('preset' parameter and 'preset_names'); this one has none")
+        drawn = ds.params["preset"]
+        for name, k in preset_repeat:
+            if name not in names:
+                raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets ({', '.join(names)})")
+            counts[drawn == names.index(name)] = int(k)
+    return torch.from_numpy(np.repeat(np.arange(len(ds)), counts))
 
 
 @contextlib.contextmanager
@@ -75,3 +102,18 @@ def _stop_on_signals():
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+def parse_preset_repeat(text: str) -> tuple[tuple[str, int], ...]:
+    """``"blink=3,smile=2"`` -> ``(("blink", 3), ("smile", 2))``; raises ``InputError`` on anything else."""
+    out = []
+    for item in text.split(","):
+        name, sep, k = item.strip().partition("=")
+        try:
+            count = int(k)
+        except ValueError:
+            count = 0
+        if not sep or not name.strip() or count < 1:
+            raise InputError(f"--preset-repeat: '{item.strip()}' is not NAME=K with a whole K >= 1")
+        out.append((name.strip(), count))
+    return tuple(out)
