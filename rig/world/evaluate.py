@@ -78,6 +78,16 @@ class GeneratorReport:
         ref = self.spread_world_read if reference == "read" else self.spread_world
         return {k: _ratio(self.spread_generated[k], ref[k]) for k in self.spread_world}
 
+    def shortfalls(self, min_plausible: float = 0.95, tolerance: float = 0.25, reference: str = "read") -> list[str]:
+        """What misses rig's quality bar for a default generator, one phrase each (empty = it passes):
+        plausible faces >= ``min_plausible``, and the spread of yaw, pitch, jaw opening and every named
+        expression within ``tolerance`` of the world's (``reference`` as in ``ratios``)."""
+        misses = [] if self.plausible >= min_plausible else [f"plausible {100 * self.plausible:.1f} % < {100 * min_plausible:.0f} %"]
+        ratios = self.ratios(reference)
+        keys = ["yaw", "pitch", "jaw"] + [k for k in self.spread_world if k.startswith("preset:")]
+        misses += [f"{k.removeprefix('preset:')} {ratios[k]:.2f}" for k in keys if abs(ratios[k] - 1) > tolerance + 1e-9]
+        return misses
+
     def lines(self) -> list[str]:
         out = [f"samples: {self.n}",
                f"FRD(generated, world) = {self.frd:.3f}   floor FRD(world, world) = {self.frd_floor:.3f}",
@@ -104,6 +114,10 @@ class GeneratorReport:
                        f" / vs world prior (the encoder's reading of the world / prior)")
             for k in presets:
                 out.append(f"  {k[7:]:<11} {read[k]:.2f} / {prior[k]:.2f}   ({_ratio(self.spread_world_read[k], self.spread_world[k]):.2f})")
+        for reference, label in (("read", "the world read by the encoder"), ("prior", "the world prior")):
+            misses = self.shortfalls(reference=reference)
+            verdict = "met" if not misses else "missed: " + ", ".join(misses)
+            out.append(f"quality bar (plausible >= 95 %; yaw, pitch, jaw, named expressions within 25 % of {label}): {verdict}")
         return out
 
 

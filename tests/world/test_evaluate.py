@@ -74,6 +74,14 @@ def test_report_lists_named_expressions_with_both_ratios():
     text = "\n".join(rep.lines())
     assert "named expressions (1," in text
     assert "smile       0.75 / 0.60   (0.80)" in text
+    # 0.75 is inside the 25 % band, 0.60 is not; 90 % plausible misses the 95 % bar.
+    assert rep.shortfalls(reference="read") == ["plausible 90.0 % < 95 %"]
+    assert rep.shortfalls(reference="prior") == ["plausible 90.0 % < 95 %", "smile 0.60"]
+    assert "within 25 % of the world prior): missed: plausible 90.0 % < 95 %, smile 0.60" in text
+    good = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys, jaw=0.126), dict(keys), dict(keys))
+    assert good.shortfalls() == ["jaw 1.26"] and good.shortfalls(tolerance=0.3) == []
+    good = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys), dict(keys), dict(keys))
+    assert "within 25 % of the world read by the encoder): met" in "\n".join(good.lines())
 
 
 def test_preset_extremes_picks_the_furthest_images_along_each_preset():
