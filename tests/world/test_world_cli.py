@@ -40,6 +40,8 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
 
     saved = json.loads((ft / "config.json").read_text())
     assert saved["g_freeze_kimg"] == 0.004 and saved["preset_repeat"] == [["blink", 2], ["smile", 2]]
+    out = _run(["train", "generator", "--data", str(data), "--out", str(ft), "--resume", "--kimg", "0.012", "--quiet"])
+    assert "trained to 0.012 kimg" in out  # the resumed run rebuilds its repeated dataset from its own config
     refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(ft), "--resume",
                                         "--preset-repeat", "blink=3"])
     assert refused.exit_code == 2 and "new run" in refused.output

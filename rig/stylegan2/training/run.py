@@ -46,9 +46,9 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
                           "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
     ds = WorldDataset(data_dir, keys=[])
     if resume:
-        from rig.stylegan2.training.snapshot import read_snapshot
+        from rig.stylegan2.training.snapshot import read_snapshot_meta
 
-        cfg = TrainConfig.from_json(read_snapshot(latest_snapshot(run_dir)).meta["config"])
+        cfg = TrainConfig.from_json(read_snapshot_meta(latest_snapshot(run_dir))["config"])
     else:
         cfg = preset(config, **overrides)
         if cfg.resolution != ds.resolution:

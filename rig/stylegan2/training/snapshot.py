@@ -70,10 +70,16 @@ def write_snapshot(run_dir: str | os.PathLike, nimg: int, snap: Snapshot, keep: 
     return stem.with_suffix(".json")
 
 
+def read_snapshot_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON half of a snapshot (config, schedule state, history) without loading its tensors."""
+    path = Path(path).with_suffix(".json")
+    return read_tagged_json(path, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "rig training snapshot", CheckpointError)
+
+
 def read_snapshot(path: str | os.PathLike) -> Snapshot:
     """Read a snapshot given its ``.json`` (or ``.safetensors``) path; raise ``CheckpointError`` if unusable."""
     path = Path(path).with_suffix(".json")
-    meta = read_tagged_json(path, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "rig training snapshot", CheckpointError)
+    meta = read_snapshot_meta(path)
     blob = path.with_suffix(".safetensors")
     try:
         tensors = load_file(str(blob))
