@@ -254,17 +254,25 @@ def train_group() -> None:
 @click.option("--preset-repeat", default=None, metavar="NAME=K,...",
               help="Show dataset images drawn from these named presets K times per epoch (new runs only), "
                    "e.g. blink=3,smile=2.")
+@click.option("--reader", default=None, metavar="ENCODER",
+              help="Also train a critic on what this face encoder (file or 'default') reads off real and generated "
+                   "images - expression, jaw, head pose - so G must draw their full range (new runs only). "
+                   "Evaluate with a different encoder.")
+@click.option("--reader-weight", type=float, default=None,
+              help="Weight of the reading critic in G's loss (new runs only; default 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
-                        threads, init, g_freeze_kimg, preset_repeat, quiet) -> None:
+                        threads, init, g_freeze_kimg, preset_repeat, reader, reader_weight, quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
     from rig.stylegan2.training.run import parse_preset_repeat, train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
     fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg,
-                                   preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None)
-    if resume and (g_freeze_kimg is not None or preset_repeat):
-        raise click.UsageError("--g-freeze-kimg and --preset-repeat set up a new run; a resumed run keeps its own")
+                                   preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None,
+                                   reader=reader, reader_weight=reader_weight)
+    if resume and (g_freeze_kimg is not None or preset_repeat or reader or reader_weight is not None):
+        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --reader and --reader-weight set up a new run; "
+                               "a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")

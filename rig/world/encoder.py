@@ -226,3 +226,26 @@ def load_encoder(path: str | os.PathLike) -> FaceEncoder:
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the stored config ({str(e).splitlines()[0]})") from None
     return enc.eval()
+
+
+class EncoderReadings(nn.Module):
+    """A frozen ``FaceEncoder`` as a differentiable reader of rig parameters, for a reading critic
+    (``rig.stylegan2.training.reading_d``): images (B, 3, S, S) in [-1, 1] -> (B, E + 6) expression,
+    jaw pose and head yaw/pitch/roll in the encoder's standardised units (about unit std on the world).
+    Gradients flow to the images, never into the encoder, which stays in eval mode."""
+
+    def __init__(self, encoder: FaceEncoder):
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.n_readings = encoder.cfg.n_expression + 6
+
+    def train(self, mode: bool = True) -> "EncoderReadings":
+        return self  # batch-norm statistics stay the trained ones
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder.raw(images)[1][:, :self.n_readings]
+
+
+def load_reader(path: str | os.PathLike) -> EncoderReadings:
+    """``EncoderReadings`` of the encoder file ``path`` (or ``"default"``)."""
+    return EncoderReadings(load_encoder(path))

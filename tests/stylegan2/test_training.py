@@ -255,3 +255,75 @@ def test_preset_repeat_order_and_parsing():
     bare = type("DS", (), {"root": "w", "info": {}, "params": {}, "__len__": lambda self: 5})()
     with pytest.raises(InputError, match="records its named presets"):
         repeat_presets(bare, (("blink", 2),))
+
+
+# ---------------------------------------------------------------- the reading critic
+
+
+class _MeanColourReader(torch.nn.Module):
+    """A frozen reader: mean colour of each image quadrant, (N, 3 * 4) - differentiable, no parameters."""
+
+    def forward(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1)
+
+
+def test_r1_of_linear_reading_critic_is_weight_norm():
+    from rig.stylegan2.training.reading_d import ReadingDiscriminator
+
+    w = torch.tensor([0.5, -2.0, 1.0])
+    x = torch.randn(5, 3, requires_grad=True)
+    assert torch.allclose(L.r1_penalty(x @ w, x), torch.full((5,), float(w.square().sum())))
+    # ... and of the MLP critic: the brute-force gradient norm of its logit per sample.
+    D = ReadingDiscriminator(3, hidden=8)
+    x = torch.randn(4, 3, requires_grad=True)
+    r1 = L.r1_penalty(D(x), x)
+    for i in range(4):
+        (g,) = torch.autograd.grad(D(x[i:i + 1]).sum(), x)
+        assert torch.allclose(r1[i], g.square().sum(), atol=1e-6)
+
+
+def test_reading_critic_run_resumes_bit_exactly(tmp_path):
+    imgs = _images()
+    cfg = _tiny(kimg=0.032, snapshot_kimg=0.016, reader="mean-colour", reader_weight=0.5)
+    straight = Trainer.start(cfg, imgs, tmp_path / "a", progress=False, reader=_MeanColourReader())
+    straight.train()
+    Trainer.start(cfg.replace(kimg=0.016), imgs, tmp_path / "b", progress=False, reader=_MeanColourReader()).train()
+    resumed = Trainer.resume(tmp_path / "b", imgs, kimg=0.032, progress=False, reader=_MeanColourReader())
+    resumed.train()
+    a, b = _tensors(tmp_path / "a"), _tensors(tmp_path / "b")
+    assert any(k.startswith("D_read.") for k in a) and any(k.startswith("opt_D_read.") for k in a)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    keys = {k for h in straight.history for k in h}
+    assert {"loss_G_read", "loss_D_read", "r1_read"} <= keys
+    with pytest.raises(InputError, match="no reader"):
+        Trainer.resume(tmp_path / "b", imgs, progress=False)
+    with pytest.raises(InputError, match="names reader ''"):
+        Trainer.start(_tiny(), imgs, tmp_path / "c", progress=False, reader=_MeanColourReader())
+
+
+def test_reading_critic_steers_G_only_through_its_weight(tmp_path):
+    """reader_weight 0: G, D and G_ema move exactly as in a run without a reader (the critic trains
+    beside them and draws no random numbers); weight > 0: G's update changes."""
+    imgs = _images()
+    cfg = _tiny(kimg=0.008)
+    plain = Trainer.start(cfg, imgs, tmp_path / "a", progress=False)
+    off = Trainer.start(cfg.replace(reader="r", reader_weight=0.0), imgs, tmp_path / "b", progress=False, reader=_MeanColourReader())
+    on = Trainer.start(cfg.replace(reader="r", reader_weight=1.0), imgs, tmp_path / "c", progress=False, reader=_MeanColourReader())
+    d_read0 = {k: v.clone() for k, v in off.D_read.state_dict().items()}
+    for t in (plain, off, on):
+        t._train_step()
+        t._train_step()
+    for name in ("G", "D", "G_ema"):
+        for k, v in getattr(plain, name).state_dict().items():
+            assert torch.equal(getattr(off, name).state_dict()[k], v), (name, k)
+    assert not torch.equal(off.D_read.net[0].weight, d_read0["net.0.weight"])  # the critic itself trained
+    assert not torch.equal(on.G.synthesis.b16.conv1.weight, plain.G.synthesis.b16.conv1.weight)
+
+
+def test_config_reader_fields_round_trip_and_checks():
+    cfg = _tiny(reader="runs/enc.safetensors", reader_weight=0.3, reader_r1_gamma=2.0)
+    assert type(cfg).from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    with pytest.raises(InputError, match="reader_weight"):
+        cfg.replace(reader_weight=-1.0)

@@ -95,3 +95,29 @@ def test_negatives_are_three_kinds_of_non_face():
     assert torch.allclose(blurred.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.05)  # colours kept
     fields = colour_fields(4, 32, g)
     assert fields.shape == (4, 3, 32, 32) and fields.std() > 0.1
+
+
+def test_reader_is_the_frozen_standardised_parameter_readings(tmp_path):
+    from rig.world.encoder import load_reader
+
+    torch.manual_seed(0)
+    enc = FaceEncoder(EncoderConfig(input_size=16, widths=(4, 8), n_expression=3, spatial_head=16))
+    enc.target_mean.normal_()
+    enc.target_std.uniform_(0.5, 2.0)
+    for m in enc.modules():  # batch-norm statistics that differ from a batch's own
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    save_encoder(enc.eval(), tmp_path / "enc.safetensors")
+    reader = load_reader(tmp_path / "enc.safetensors")
+    reader.train()  # must not switch batch norm to batch statistics
+    x = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    r = reader(x)
+    out = enc.eval()(x)
+    # Readings = the decoded expression, jaw and head pose, standardised back by the stored statistics.
+    std, mean = enc.target_std[:9], enc.target_mean[:9]
+    decoded = torch.cat([out.expression, out.jaw_pose, out.head_ypr], 1)
+    assert r.shape == (4, 9) and torch.allclose(r * std + mean, decoded, atol=1e-5)
+    r.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in reader.parameters())

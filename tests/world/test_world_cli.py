@@ -54,6 +54,19 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     from rig.world.encoder import load_encoder
 
     assert load_encoder(enc).cfg.widths == (8, 16) and load_encoder(enc).cfg.spatial_head == 16
+    # A fine-tune with a reading critic on that encoder; the resumed run loads the encoder again.
+    rd = tmp_path / "reader-run"
+    _run(["train", "generator", "--data", str(data), "--out", str(rd), "--config", "tiny", "--kimg", "0.008",
+          "--init", str(run / "network-latest.safetensors"), "--reader", str(enc), "--reader-weight", "0.5", "--quiet"])
+    assert json.loads((rd / "config.json").read_text())["reader"] == str(enc)
+    assert "trained to 0.012 kimg" in _run(["train", "generator", "--data", str(data), "--out", str(rd), "--resume",
+                                            "--kimg", "0.012", "--quiet"])
+    refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(rd), "--resume",
+                                        "--reader", str(enc)])
+    assert refused.exit_code == 2 and "new run" in refused.output
+    refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(tmp_path / "rd2"),
+                                        "--config", "tiny", "--reader", str(tmp_path / "missing.safetensors")])
+    assert refused.exit_code != 0 and "missing.safetensors" in refused.output
     out = _run(["eval", "generator", "--network", str(run / "network-latest.safetensors"), "--data", str(data),
                 "--encoder", str(enc), "--n", "8", "--quiet"])
     frd, floor = map(float, re.search(r"FRD\(generated, world\) = ([\d.]+)\s+floor FRD\(world, world\) = ([\d.]+)", out).groups())

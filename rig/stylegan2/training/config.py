@@ -34,6 +34,13 @@ class TrainConfig:
         g_freeze_kimg: G and G_ema stay fixed for this many kimg at the start of the run while D alone
             trains (for starting from a generator file that has no D: a fresh D first learns to tell
             the file's fakes from reals, so G is not steered by a random critic).
+    Reading critic (``reading_d``):
+        reader: a frozen network whose readings of real and generated images a second, small critic
+            tells apart, so G is also pushed to draw what the pixel D lets it drop (rig's face encoder:
+            a file from ``rig train encoder`` or 'default'); '' turns it off. Stored so a resumed run
+            loads the same reader again.
+        reader_weight: weight of the reading critic's non-saturating loss in G's loss.
+        reader_r1_gamma: R1 weight of the reading critic (on the real readings, as lazy as D's R1).
     Data:
         preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
             is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
@@ -74,6 +81,9 @@ class TrainConfig:
     xflip: bool = True
     g_freeze_kimg: float = 0.0
     preset_repeat: tuple[tuple[str, int], ...] = ()
+    reader: str = ""
+    reader_weight: float = 1.0
+    reader_r1_gamma: float = 1.0
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -95,6 +105,8 @@ class TrainConfig:
             raise InputError("train config: regularisation intervals must be >= 1")
         if self.snapshot_kimg <= 0 or self.log_kimg <= 0 or self.kimg <= 0:
             raise InputError("train config: kimg, snapshot_kimg and log_kimg must be positive")
+        if self.reader_weight < 0 or self.reader_r1_gamma < 0:
+            raise InputError("train config: reader_weight and reader_r1_gamma must be >= 0")
         if self.g_freeze_kimg < 0:
             raise InputError("train config: g_freeze_kimg must be >= 0")
         for item in self.preset_repeat:

@@ -7,6 +7,10 @@ One step (``batch`` real images shown to D) runs the phases of StyleGAN2's lazy-
 * D main: logistic loss on fakes and the real batch.
 * D reg (every ``r1_interval`` steps): R1 penalty on the real batch, scaled by the interval.
 
+With a reader (``TrainConfig.reader``; see ``reading_d``) a second critic, ``D_read``, judges the
+frozen reader's readings of the same real and fake batches: G's loss adds ``reader_weight`` times
+its non-saturating loss, and D_read gets its own logistic loss, lazy R1 and Adam.
+
 Adam's learning rate and betas of a lazily regularised network are corrected by
 ``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
 
@@ -34,6 +38,7 @@ from rig.stylegan2.training import loss as L
 from rig.stylegan2.training.config import TrainConfig
 from rig.stylegan2.training.data import ImageStream
 from rig.stylegan2.training.ema import ema_beta, update_ema
+from rig.stylegan2.training.reading_d import ReadingDiscriminator, reader_width
 from rig.stylegan2.training.report import save_grid, save_loss_plot
 from rig.stylegan2.training.snapshot import (
     Snapshot,
@@ -100,13 +105,19 @@ class Trainer:
     ``snapshots/`` (resumable state), ``network-latest.safetensors`` (G_ema, G, D in rig's network
     format), ``grids/grid-<nimg>.png`` (fixed-latent samples of G_ema),
     ``reals.png``, ``loss.png``, ``config.json``.
+
+    reader: the frozen network ``cfg.reader`` names (the caller loads it; None when ``cfg.reader`` is
+    empty), see ``reading_d``. It is never trained and never saved in snapshots.
     """
 
     def __init__(self, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike,
-                 builder: NetworkBuilder = build_networks, progress: bool = True):
+                 builder: NetworkBuilder = build_networks, progress: bool = True, reader: torch.nn.Module | None = None):
         cfg.validate()
         if images.ndim != 4 or images.shape[2] != cfg.resolution or images.shape[3] != cfg.resolution:
             raise InputError(f"training images are {tuple(images.shape)}, config wants (N, C, {cfg.resolution}, {cfg.resolution})")
+        if bool(cfg.reader) != (reader is not None):
+            raise InputError(f"train config names reader {cfg.reader!r} but the trainer was given "
+                             f"{'no reader' if reader is None else 'one'}")
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -114,6 +125,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.G, self.D = builder(cfg, images.shape[1])
+            self.reader = reader
+            self.D_read = None if reader is None else ReadingDiscriminator(reader_width(reader, images.shape[1], cfg.resolution))
         self.G.train().requires_grad_(False)
         self.D.train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
@@ -124,6 +137,9 @@ class Trainer:
         pl = cfg.pl_weight > 0
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
+        if self.D_read is not None:
+            self.D_read.train().requires_grad_(False)
+            self.opt_D_read = _lazy_adam(self.D_read.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
         self.pl_mean = torch.zeros([])
         self.nimg = 0
         self.step = 0
@@ -166,8 +182,9 @@ class Trainer:
     def resume(cls, run_dir: str | os.PathLike, images: torch.Tensor, snapshot: str | os.PathLike | None = None,
                **changes) -> "Trainer":
         """Continue from ``snapshot`` (default: the newest in ``run_dir``). ``changes`` may alter only the
-        schedule (kimg, snapshot_kimg, snapshot_minutes, log_kimg, keep_snapshots); builder/progress pass through."""
-        kw = {k: changes.pop(k) for k in ("builder", "progress") if k in changes}
+        schedule (kimg, snapshot_kimg, snapshot_minutes, log_kimg, keep_snapshots); builder, progress and
+        reader (needed when the run has one) pass through."""
+        kw = {k: changes.pop(k) for k in ("builder", "progress", "reader") if k in changes}
         allowed = {"kimg", "snapshot_kimg", "snapshot_minutes", "log_kimg", "keep_snapshots"}
         if set(changes) - allowed:
             raise InputError(f"resume can only change {', '.join(sorted(allowed))}, not {', '.join(sorted(set(changes) - allowed))}")
@@ -184,30 +201,39 @@ class Trainer:
 
     # ------------------------------------------------------------------ snapshots
 
+    def _modules(self) -> tuple[tuple[str, torch.nn.Module], ...]:
+        """The trained modules a snapshot holds, by prefix."""
+        mods = (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))
+        return mods + ((("D_read", self.D_read),) if self.D_read is not None else ())
+
+    def _optimizers(self) -> tuple[tuple[str, torch.optim.Optimizer], ...]:
+        opts = (("opt_G", self.opt_G), ("opt_D", self.opt_D))
+        return opts + ((("opt_D_read", self.opt_D_read),) if self.D_read is not None else ())
+
     def _pack(self) -> Snapshot:
         tensors = {}
-        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+        for prefix, module in self._modules():
             tensors.update(pack_module(prefix, module))
-        opt_g, groups_g = pack_optimizer("opt_G", self.opt_G)
-        opt_d, groups_d = pack_optimizer("opt_D", self.opt_D)
-        tensors.update(opt_g)
-        tensors.update(opt_d)
+        groups = {}
+        for prefix, opt in self._optimizers():
+            state, groups[f"{prefix}_groups"] = pack_optimizer(prefix, opt)
+            tensors.update(state)
         tensors["rng.latent"] = self.latent_gen.get_state()
         tensors["rng.noise"] = self.noise_gen.get_state()
         tensors["pl_mean"] = self.pl_mean.clone()
         meta = {"config": self.cfg.to_json(), "step": self.step, "stream": self.stream.state(),
-                "history": self.history, "wall_seconds": self.wall_seconds,
-                "opt_G_groups": groups_g, "opt_D_groups": groups_d, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "history": self.history, "wall_seconds": self.wall_seconds, **groups,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         return Snapshot(tensors, meta)
 
     def _load(self, snap: Snapshot) -> None:
         src = str(snap.path)
         t = snap.tensors
-        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            unpack_module(prefix, module, t, src)
-        unpack_optimizer("opt_G", self.opt_G, t, snap.meta["opt_G_groups"], src)
-        unpack_optimizer("opt_D", self.opt_D, t, snap.meta["opt_D_groups"], src)
         try:
+            for prefix, module in self._modules():
+                unpack_module(prefix, module, t, src)
+            for prefix, opt in self._optimizers():
+                unpack_optimizer(prefix, opt, t, snap.meta[f"{prefix}_groups"], src)
             self.latent_gen.set_state(t["rng.latent"])
             self.noise_gen.set_state(t["rng.noise"])
             self.pl_mean = t["pl_mean"].clone()
@@ -295,11 +321,34 @@ class Trainer:
             self._step_optimizer(self.opt_D, self.D)
             self._meter.add("r1", r1.mean().detach())
         self.D.requires_grad_(False)
+        if self.D_read is not None:
+            self._train_D_read(real, fake)
 
         self.nimg += B
         self.step += 1
         if not g_frozen:
             update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
+
+    def _train_D_read(self, real: torch.Tensor, fake: torch.Tensor) -> None:
+        """The reading critic's step on the readings of D's ``real`` and ``fake`` batches, then lazily its R1."""
+        cfg = self.cfg
+        with torch.no_grad():
+            read_real, read_fake = self.reader(real), self.reader(fake)
+        self.D_read.requires_grad_(True)
+        self.opt_D_read.zero_grad(set_to_none=True)
+        real_logits = self.D_read(read_real)
+        loss = L.d_logistic_loss(real_logits, self.D_read(read_fake)).mean()
+        loss.backward()
+        self._step_optimizer(self.opt_D_read, self.D_read)
+        self._meter.add("loss_D_read", loss.detach())
+        if cfg.reader_r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+            self.opt_D_read.zero_grad(set_to_none=True)
+            read_tmp = read_real.detach().requires_grad_(True)
+            r1 = L.r1_penalty(self.D_read(read_tmp), read_tmp) * (cfg.reader_r1_gamma / 2)
+            r1.mean().mul(cfg.r1_interval).backward()
+            self._step_optimizer(self.opt_D_read, self.D_read)
+            self._meter.add("r1_read", r1.mean().detach())
+        self.D_read.requires_grad_(False)
 
     def _train_G(self, B: int) -> None:
         """One G step: the non-saturating loss on a batch of ``B`` fakes, then lazily the path-length penalty."""
@@ -308,9 +357,13 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         fake, _ = self._run_G(self._latents(B))
         loss_g = L.g_nonsaturating_loss(self.D(fake, None)).mean()
+        self._meter.add("loss_G", loss_g.detach())
+        if self.D_read is not None:
+            loss_read = L.g_nonsaturating_loss(self.D_read(self.reader(fake))).mean()
+            self._meter.add("loss_G_read", loss_read.detach())
+            loss_g = loss_g + cfg.reader_weight * loss_read
         loss_g.backward()
         self._step_optimizer(self.opt_G, self.G)
-        self._meter.add("loss_G", loss_g.detach())
 
         # G reg: path length, lazily
         if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:

@@ -29,12 +29,13 @@ def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tor
 
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """||d sum(D(x)) / dx||^2 per sample (N,); ``real_images`` must require grad.
+    """||d sum(D(x)) / dx||^2 per sample (N,); ``real_images`` (N, ...) must require grad (any
+    per-sample shape: images, or the (N, K) readings of ``reading_d``).
 
     The graph is kept (create_graph) so the penalty itself can be back-propagated into D.
     """
     (grads,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True, only_inputs=True)
-    return grads.square().sum(dim=[1, 2, 3])
+    return grads.square().flatten(1).sum(1)
 
 
 def path_length(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

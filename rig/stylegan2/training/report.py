@@ -46,7 +46,7 @@ def save_loss_plot(history: list[dict], path: str | os.PathLike) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    series = ["loss_G", "loss_D", "r1", "pl", "real_score", "fake_score"]
+    series = ["loss_G", "loss_D", "r1", "pl", "real_score", "fake_score", "loss_G_read", "loss_D_read", "r1_read"]
     present = [k for k in series if any(k in h for h in history)]
     if not history or not present:
         return False

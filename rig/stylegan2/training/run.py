@@ -25,7 +25,8 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
     ``config`` names a preset (tiny, 64, 128); ``overrides`` are TrainConfig fields (None values are
     ignored). On resume only schedule fields may change and the preset is ignored (the snapshot's
     config rules). ``init`` (a network file or ``"default"``, new runs only) starts from its weights
-    (``Trainer.start``). Returns the trainer and the last snapshot written.
+    (``Trainer.start``). A config with a ``reader`` (a face-encoder file or "default") trains a reading
+    critic on that encoder's readings (``reading_d``). Returns the trainer and the last snapshot written.
     """
     from rig.world.dataset import WorldDataset
 
@@ -54,11 +55,16 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
     order = repeat_presets(ds, cfg.preset_repeat)  # checked before the (slow) image loading
+    reader = None
+    if cfg.reader:
+        from rig.world.encoder import load_reader
+
+        reader = load_reader(cfg.reader)
     images = ds.load_images(progress=progress)[order]
     if resume:
-        trainer = Trainer.resume(run_dir, images, progress=progress, **overrides)
+        trainer = Trainer.resume(run_dir, images, progress=progress, reader=reader, **overrides)
     else:
-        trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress)
+        trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress, reader=reader)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
     return trainer, last
