@@ -260,18 +260,22 @@ def train_group() -> None:
                    "Evaluate with a different encoder.")
 @click.option("--reader-weight", type=float, default=None,
               help="Weight of the reading critic in G's loss (new runs only; default 1).")
+@click.option("--reader-r1-gamma", type=float, default=None,
+              help="R1 weight of the reading critic (new runs only; default 1; lower lets it push harder).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
-                        threads, init, g_freeze_kimg, preset_repeat, reader, reader_weight, quiet) -> None:
+                        threads, init, g_freeze_kimg, preset_repeat, reader, reader_weight, reader_r1_gamma,
+                        quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
     from rig.stylegan2.training.run import parse_preset_repeat, train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
     fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg,
                                    preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None,
-                                   reader=reader, reader_weight=reader_weight)
-    if resume and (g_freeze_kimg is not None or preset_repeat or reader or reader_weight is not None):
-        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --reader and --reader-weight set up a new run; "
+                                   reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma)
+    if resume and (g_freeze_kimg is not None or preset_repeat or reader or reader_weight is not None
+                   or reader_r1_gamma is not None):
+        raise click.UsageError("--g-freeze-kimg, --preset-repeat and the --reader options set up a new run; "
                                "a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)

@@ -282,6 +282,24 @@ def test_r1_of_linear_reading_critic_is_weight_norm():
         assert torch.allclose(r1[i], g.square().sum(), atol=1e-6)
 
 
+def test_reading_critic_standardises_its_input():
+    from rig.stylegan2.training.reading_d import ReadingDiscriminator
+
+    g = torch.Generator().manual_seed(0)
+    # Three readings with stds 2, 0.5 and 0 (a reading the data never moves) and means 1, -3, 7.
+    x = torch.randn((4000, 3), generator=g) * torch.tensor([2.0, 0.5, 0.0]) + torch.tensor([1.0, -3.0, 7.0])
+    D = ReadingDiscriminator(3, hidden=4)
+    D.fit_input(x)
+    assert torch.allclose(D.shift, torch.tensor([1.0, -3.0, 7.0]), atol=0.1)
+    assert torch.allclose(D.scale[:2], torch.tensor([2.0, 0.5]), rtol=0.05)
+    assert torch.isclose(D.scale[2], 0.1 * x.std(0).median(), rtol=1e-6)  # floored, not 0
+    # The MLP sees standardised readings: a plain MLP given them by hand agrees.
+    plain = torch.nn.Sequential(*D.net)
+    assert torch.allclose(D(x[:5]), plain((x[:5] - D.shift) / D.scale))
+    with pytest.raises(ValueError, match="N >= 2"):
+        D.fit_input(x[:1])
+
+
 def test_reading_critic_run_resumes_bit_exactly(tmp_path):
     imgs = _images()
     cfg = _tiny(kimg=0.032, snapshot_kimg=0.016, reader="mean-colour", reader_weight=0.5)

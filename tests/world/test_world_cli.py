@@ -57,8 +57,9 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     # A fine-tune with a reading critic on that encoder; the resumed run loads the encoder again.
     rd = tmp_path / "reader-run"
     _run(["train", "generator", "--data", str(data), "--out", str(rd), "--config", "tiny", "--kimg", "0.008",
-          "--init", str(run / "network-latest.safetensors"), "--reader", str(enc), "--reader-weight", "0.5", "--quiet"])
-    assert json.loads((rd / "config.json").read_text())["reader"] == str(enc)
+          "--init", str(run / "network-latest.safetensors"), "--reader", str(enc), "--reader-weight", "0.5", "--reader-r1-gamma", "0.1", "--quiet"])
+    saved = json.loads((rd / "config.json").read_text())
+    assert (saved["reader"], saved["reader_weight"], saved["reader_r1_gamma"]) == (str(enc), 0.5, 0.1)
     assert "trained to 0.012 kimg" in _run(["train", "generator", "--data", str(data), "--out", str(rd), "--resume",
                                             "--kimg", "0.012", "--quiet"])
     refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(rd), "--resume",

@@ -21,18 +21,42 @@ from torch import nn
 
 
 class ReadingDiscriminator(nn.Module):
-    """MLP critic on (N, K) readings -> (N, 1) logits: K -> hidden -> hidden -> 1, leaky ReLU(0.2)."""
+    """MLP critic on (N, K) readings -> (N, 1) logits: K -> hidden -> hidden -> 1, leaky ReLU(0.2).
+
+    The readings are first standardised by the buffers ``shift`` / ``scale`` (K,), which
+    ``fit_input`` sets from real readings: a reader's outputs can differ in scale by 100x (rig's
+    encoder reads an eyelid unit with ~0.9 std and a brow unit with ~0.1), and an MLP learns the small
+    ones that much more slowly. Scales are floored at a tenth of the median so that readings the data
+    never moves stay near zero instead of becoming amplified noise.
+    """
 
     def __init__(self, n_readings: int, hidden: int = 256):
         super().__init__()
         self.n_readings = n_readings
         self.net = nn.Sequential(nn.Linear(n_readings, hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+        self.register_buffer("shift", torch.zeros(n_readings))
+        self.register_buffer("scale", torch.ones(n_readings))
+
+    @torch.no_grad()
+    def fit_input(self, real_readings: torch.Tensor) -> None:
+        """Set ``shift`` / ``scale`` to the mean / std (floored) of (N, K) real readings, N >= 2."""
+        if real_readings.ndim != 2 or real_readings.shape[0] < 2:
+            raise ValueError(f"ReadingDiscriminator.fit_input: needs (N >= 2, K) readings, got {tuple(real_readings.shape)}")
+        std = real_readings.std(0)
+        self.shift.copy_(real_readings.mean(0))
+        self.scale.copy_(std.clamp_min(0.1 * float(std.median().clamp_min(1e-8))))
 
     def forward(self, readings: torch.Tensor) -> torch.Tensor:
         if readings.ndim != 2 or readings.shape[1] != self.n_readings:
             raise ValueError(f"ReadingDiscriminator: expected (N, {self.n_readings}) readings, got {tuple(readings.shape)}")
-        return self.net(readings)
+        return self.net((readings - self.shift) / self.scale)
+
+
+@torch.no_grad()
+def read_images(reader: nn.Module, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """(N, K) readings of uint8 images (N, C, S, S), read ``batch`` at a time."""
+    return torch.cat([reader(x.float() / 127.5 - 1) for x in images.split(batch)])
 
 
 def reader_width(reader: nn.Module, channels: int, resolution: int) -> int:
