@@ -254,6 +254,8 @@ def train_group() -> None:
 @click.option("--preset-repeat", default=None, metavar="NAME=K,...",
               help="Show dataset images drawn from these named presets K times per epoch (new runs only), "
                    "e.g. blink=3,smile=2.")
+@click.option("--glr", type=float, default=None, help="G's Adam learning rate (new runs only; default 0.0025).")
+@click.option("--dlr", type=float, default=None, help="D's Adam learning rate (new runs only; default 0.0025).")
 @click.option("--reader", default=None, metavar="ENCODER",
               help="Also train a critic on what this face encoder (file or 'default') reads off real and generated "
                    "images - expression, jaw, head pose - so G must draw their full range (new runs only). "
@@ -264,18 +266,17 @@ def train_group() -> None:
               help="R1 weight of the reading critic (new runs only; default 1; lower lets it push harder).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
-                        threads, init, g_freeze_kimg, preset_repeat, reader, reader_weight, reader_r1_gamma,
+                        threads, init, g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma,
                         quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
     from rig.stylegan2.training.run import parse_preset_repeat, train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
-    fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg,
+    fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg, g_lr=glr, d_lr=dlr,
                                    preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None,
                                    reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma)
-    if resume and (g_freeze_kimg is not None or preset_repeat or reader or reader_weight is not None
-                   or reader_r1_gamma is not None):
-        raise click.UsageError("--g-freeze-kimg, --preset-repeat and the --reader options set up a new run; "
+    if resume and any(v is not None for v in (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma)):
+        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr and the --reader options set up a new run; "
                                "a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)
@@ -330,13 +331,15 @@ def eval_group() -> None:
 @click.option("--sheets", "sheets_dir", default=None, type=click.Path(file_okay=False),
               help="Also write samples.png (8 x 8 random samples), interpolation.png (W walks) and presets.png "
                    "(per named expression: the world's 6 widest, then the generator's 6 widest) here.")
+@click.option("--which", type=click.Choice(["G_ema", "G"]), default="G_ema", show_default=True,
+              help="Which generator of the file: the moving average that ships, or the raw G of a training run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_generator_cmd(network, data_dir, encoder_path, n, seed, sheets_dir, quiet) -> None:
+def eval_generator_cmd(network, data_dir, encoder_path, n, seed, sheets_dir, which, quiet) -> None:
     """FRD vs the world (beside its floor), plausible-face rate and parameter spreads of a generator."""
     from rig.world.encoder_run import eval_generator_on_world
 
     report = eval_generator_on_world(network, data_dir, encoder_path, n, seed=seed, progress=not quiet,
-                                     sheets_dir=sheets_dir)
+                                     sheets_dir=sheets_dir, which=which)
     click.echo("\n".join(report.lines()))
     if sheets_dir:
         from pathlib import Path

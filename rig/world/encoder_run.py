@@ -50,14 +50,15 @@ def eval_world_dir(resolution: int, n_images: int, seed: int = 0, progress: bool
 
 
 def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, encoder_path: str | os.PathLike, n: int,
-                            seed: int = 0, progress: bool = True, sheets_dir: str | os.PathLike | None = None) -> GeneratorReport:
+                            seed: int = 0, progress: bool = True, sheets_dir: str | os.PathLike | None = None,
+                            which: str = "G_ema") -> GeneratorReport:
     """``rig eval generator``: the ``GeneratorReport`` of ``network`` against the world in ``data_dir``
     (None: ``eval_world_dir`` renders the first 2n world images); ``sheets_dir`` also gets the
     contact sheet, the interpolation strip and, for a world with presets, their extremes
-    (``rig.world.sheets``)."""
+    (``rig.world.sheets``). ``which``: the file's 'G_ema' or its raw 'G' (a training run's)."""
     from rig.stylegan2.checkpoints import load_generator
 
-    G = load_generator(network)
+    G = load_generator(network, which=which)
     enc = load_encoder(encoder_path)
     if data_dir is None:
         data_dir = eval_world_dir(G.img_resolution, 2 * n, progress=progress)

@@ -74,6 +74,16 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     assert frd >= 0 and floor >= 0
     assert re.search(r"plausible faces: [\d.]+ %", out) and "std yaw" in out
     assert re.search(r"named expressions \(11, .*\n  anger +[\d.]+ / [\d.]+", out)
+    # The run's raw G is another generator than its G_ema (same floor: the world sets are the same).
+    assert "FRD(generated, world)" in _run(["eval", "generator", "--network", str(run / "network-latest.safetensors"),
+                                            "--data", str(data), "--encoder", str(enc), "--n", "8", "--which", "G", "--quiet"])
+    from rig.world.encoder_run import eval_generator_on_world
+
+    ema, raw = (eval_generator_on_world(run / "network-latest.safetensors", data, enc, 8, progress=False, which=w)
+                for w in ("G_ema", "G"))
+    assert raw.frd_floor == ema.frd_floor and raw.frd != ema.frd
+    refused = CliRunner().invoke(main, ["eval", "generator", "--network", "default", "--which", "G", "--n", "4", "--quiet"])
+    assert refused.exit_code != 0 and "holds no G network" in refused.output  # the default ships G_ema alone
 
 
 def test_train_encoder_refuses_bad_widths(tmp_path):

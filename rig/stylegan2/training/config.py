@@ -105,6 +105,8 @@ class TrainConfig:
             raise InputError("train config: regularisation intervals must be >= 1")
         if self.snapshot_kimg <= 0 or self.log_kimg <= 0 or self.kimg <= 0:
             raise InputError("train config: kimg, snapshot_kimg and log_kimg must be positive")
+        if not (self.g_lr > 0 and self.d_lr > 0):
+            raise InputError("train config: g_lr and d_lr must be positive")
         if self.reader_weight < 0 or self.reader_r1_gamma < 0:
             raise InputError("train config: reader_weight and reader_r1_gamma must be >= 0")
         if self.g_freeze_kimg < 0:
