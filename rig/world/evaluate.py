@@ -13,11 +13,15 @@
   (``smile``, ``blink``, ...: the unit vector of the preset's expression coefficients), i.e. how far
   along "smile" the faces go; a projection averages the encoder's per-unit noise away, so presets are
   read far more sharply than single units.
+* by face tone: the named-expression ratios again within light and within dark faces (the mean grey
+  level of the image's central square below ``DARK_FACE_GREY``). The encoder reads eyes on dark faces
+  less surely, and a generator trained against an encoder can learn that (docs/benchmarks.md,
+  2026-11-30): a ratio that holds on one tone only is the instrument being gamed, not a face drawn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -55,6 +59,33 @@ def plausible_faces(out: EncoderOutput, image_size: int) -> torch.Tensor:
     return inside & (out.face_logit > 0)
 
 
+DARK_FACE_GREY = 80.0  # 20 % of the default world's faces fall below it
+MIN_TONE_GROUP = 20  # fewer images than this on either side of a tone group: no ratio for it
+
+
+def face_grey(images: torch.Tensor) -> np.ndarray:
+    """(N,) mean grey level (0-255) of the central square (3/8 of the side) of uint8 images (N, C, S, S):
+    in an aligned world crop, the face between brows and chin."""
+    S = images.shape[-1]
+    lo, hi = (5 * S) // 16, S - (5 * S) // 16
+    return images[..., lo:hi, lo:hi].float().mean(dim=tuple(range(1, images.ndim))).numpy()
+
+
+def preset_ratios_by_tone(gen_expression: np.ndarray, gen_grey: np.ndarray, world_expression: np.ndarray,
+                          world_grey: np.ndarray, presets: dict[str, np.ndarray],
+                          threshold: float = DARK_FACE_GREY) -> dict[str, tuple[float, float]]:
+    """name -> (light, dark): std along each preset of the generated faces of that tone over the world's
+    of that tone (both (N, E) expression readings, tones from ``face_grey``); NaN where either side has
+    fewer than ``MIN_TONE_GROUP`` faces of the tone."""
+    out = {}
+    groups = [(gen_grey >= threshold, world_grey >= threshold), (gen_grey < threshold, world_grey < threshold)]
+    for name, direction in preset_directions(presets).items():
+        g, w = np.asarray(gen_expression, np.float64) @ direction, np.asarray(world_expression, np.float64) @ direction
+        out[name] = tuple(float(g[mg].std() / max(w[mw].std(), 1e-12)) if min(mg.sum(), mw.sum()) >= MIN_TONE_GROUP
+                          else float("nan") for mg, mw in groups)
+    return out
+
+
 def _ratio(a: float, b: float) -> float:
     return a / max(b, 1e-12)
 
@@ -72,6 +103,7 @@ class GeneratorReport:
     spread_generated: dict
     spread_world_read: dict
     spread_world: dict
+    tone_ratios: dict = field(default_factory=dict)  # "preset:<name>" -> (light, dark), see preset_ratios_by_tone
 
     def ratios(self, reference: str = "read") -> dict[str, float]:
         """generated / world std per key; ``reference`` 'read' (encoder on world images) or 'prior'."""
@@ -114,6 +146,14 @@ class GeneratorReport:
                        f" / vs world prior (the encoder's reading of the world / prior)")
             for k in presets:
                 out.append(f"  {k[7:]:<11} {read[k]:.2f} / {prior[k]:.2f}   ({_ratio(self.spread_world_read[k], self.spread_world[k]):.2f})")
+        if self.tone_ratios:
+            out.append(f"named expressions by face tone (face-centre grey level >= / < {DARK_FACE_GREY:.0f}), "
+                       "vs world read by the encoder, light / dark: "
+                       + ", ".join(f"{k[7:]} {a:.2f} / {b:.2f}" for k, (a, b) in self.tone_ratios.items()))
+            split = [k[7:] for k, (a, b) in self.tone_ratios.items() if abs(a - b) > 0.5]
+            if split:
+                out.append(f"  light and dark faces differ by more than 0.5 for {', '.join(split)}: "
+                           "look at presets.png before trusting those spreads")
         for reference, label in (("read", "the world read by the encoder"), ("prior", "the world prior")):
             misses = self.shortfalls(reference=reference)
             verdict = "met" if not misses else "missed: " + ", ".join(misses)
@@ -163,12 +203,15 @@ class Readings(NamedTuple):
 
     fake: (n, 3, S, S) uint8 generated images. generated / world / world_floor: ``EncoderOutput`` on
     ``fake``, on world images [0, n) and on world images [n, 2n) (the floor's second set).
+    fake_grey / world_grey: (n,) ``face_grey`` of ``fake`` and of world images [0, n).
     """
 
     fake: torch.Tensor
     generated: EncoderOutput
     world: EncoderOutput
     world_floor: EncoderOutput
+    fake_grey: np.ndarray
+    world_grey: np.ndarray
 
 
 def read_generator_and_world(G, encoder: FaceEncoder, world_images: torch.Tensor, n: int, seed: int = 0) -> Readings:
@@ -179,7 +222,8 @@ def read_generator_and_world(G, encoder: FaceEncoder, world_images: torch.Tensor
     fake = generate_uint8(G, n, seed)
     if fake.shape[2] != world_images.shape[2]:
         raise InputError(f"generator draws {fake.shape[2]} px images, the world dataset is {world_images.shape[2]} px")
-    return Readings(fake, predict(encoder, fake), predict(encoder, world_images[:n]), predict(encoder, world_images[n:2 * n]))
+    return Readings(fake, predict(encoder, fake), predict(encoder, world_images[:n]), predict(encoder, world_images[n:2 * n]),
+                    face_grey(fake), face_grey(world_images[:n]))
 
 
 def report_from_readings(readings: Readings, world_params: dict, expression_names: tuple[str, ...] = (),
@@ -209,4 +253,7 @@ def report_from_readings(readings: Readings, world_params: dict, expression_name
     presets = preset_expressions or {}
     for spread, e in ((world_spread, expr), (gen_spread, out_fake.expression.numpy()), (read_spread, out_a.expression.numpy())):
         spread.update({f"preset:{k}": v for k, v in spread_along_presets(e, presets).items()})
-    return GeneratorReport(len(readings.fake), frd, floor, plausible, gen_spread, read_spread, world_spread)
+    by_tone = preset_ratios_by_tone(out_fake.expression.numpy(), readings.fake_grey, out_a.expression.numpy(),
+                                    readings.world_grey, presets)
+    tones = {f"preset:{k}": v for k, v in by_tone.items() if not any(np.isnan(v))}
+    return GeneratorReport(len(readings.fake), frd, floor, plausible, gen_spread, read_spread, world_spread, tones)

@@ -99,3 +99,51 @@ def test_preset_extremes_picks_the_furthest_images_along_each_preset():
                       0, 1, 2, 100, 101, 102]      # "b": generated readings all 0 -> stable order
     with pytest.raises(InputError):
         preset_extremes(world, world_expr, fake[:2], fake_expr[:2], presets, k=3)
+
+
+def test_face_grey_is_the_central_square():
+    from rig.world.evaluate import face_grey
+
+    imgs = torch.zeros((2, 3, 16, 16), dtype=torch.uint8)
+    imgs[0, :, 5:11, 5:11] = 200  # exactly the central 6 x 6 (3/8 of 16)
+    imgs[1] = 50
+    imgs[1, :, 4, :] = 255  # just outside the square: must not count
+    assert face_grey(imgs).tolist() == [200.0, 50.0]
+
+
+def test_preset_ratios_by_tone_split_light_and_dark_faces():
+    from rig.world.evaluate import MIN_TONE_GROUP, preset_ratios_by_tone
+
+    rng = np.random.default_rng(0)
+    n = 400
+    world = np.stack([rng.standard_normal(n), rng.standard_normal(n)], 1)
+    world_grey = np.where(np.arange(n) % 5 == 0, 40.0, 150.0)  # 20 % dark
+    gen = world.copy()
+    gen_grey = world_grey.copy()
+    dark = gen_grey < 80
+    gen[~dark, 0] *= 0.5  # light faces: half the world's spread along unit 0; dark faces: twice
+    gen[dark, 0] *= 2.0
+    presets = {"blink": np.array([3.0, 0.0]), "mixed": np.array([1.0, 1.0])}
+    out = preset_ratios_by_tone(gen, gen_grey, world, world_grey, presets)
+    assert out["blink"] == pytest.approx((0.5, 2.0))
+    # Along (1, 1)/sqrt(2): per group, std of (a x0 + x1)/sqrt(2) against that of (x0 + x1)/sqrt(2).
+    for i, (mask, a) in enumerate(((~dark, 0.5), (dark, 2.0))):
+        expect = (a * world[mask, 0] + world[mask, 1]).std() / (world[mask, 0] + world[mask, 1]).std()
+        assert out["mixed"][i] == pytest.approx(expect)
+    few = preset_ratios_by_tone(gen, np.full(n, 150.0), world, world_grey, presets)  # no dark fakes
+    assert few["blink"][0] == pytest.approx(np.std(gen[:, 0]) / np.std(world[~dark, 0])) and np.isnan(few["blink"][1])
+    assert MIN_TONE_GROUP > 1
+
+
+def test_report_prints_tone_ratios_and_warns_when_they_split():
+    from rig.world.evaluate import GeneratorReport
+
+    keys = {"yaw": 0.1, "pitch": 0.1, "jaw": 0.1, "preset:blink": 0.1, "preset:smile": 0.1}
+    rep = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys), dict(keys), dict(keys),
+                          {"preset:blink": (0.5, 1.35), "preset:smile": (0.6, 0.74)})
+    text = "\n".join(rep.lines())
+    assert "light / dark: blink 0.50 / 1.35, smile 0.60 / 0.74" in text
+    assert "differ by more than 0.5 for blink:" in text
+    assert rep.shortfalls() == []  # a diagnostic, not part of the bar
+    plain = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys), dict(keys), dict(keys))
+    assert "face tone" not in "\n".join(plain.lines())
