@@ -74,16 +74,18 @@ def face_grey(images: torch.Tensor) -> np.ndarray:
 def preset_ratios_by_tone(gen_expression: np.ndarray, gen_grey: np.ndarray, world_expression: np.ndarray,
                           world_grey: np.ndarray, presets: dict[str, np.ndarray],
                           threshold: float = DARK_FACE_GREY) -> dict[str, tuple[float, float]]:
-    """name -> (light, dark): std along each preset of the generated faces of that tone over the world's
-    of that tone (both (N, E) expression readings, tones from ``face_grey``); NaN where either side has
-    fewer than ``MIN_TONE_GROUP`` faces of the tone."""
-    out = {}
-    groups = [(gen_grey >= threshold, world_grey >= threshold), (gen_grey < threshold, world_grey < threshold)]
-    for name, direction in preset_directions(presets).items():
-        g, w = np.asarray(gen_expression, np.float64) @ direction, np.asarray(world_expression, np.float64) @ direction
-        out[name] = tuple(float(g[mg].std() / max(w[mw].std(), 1e-12)) if min(mg.sum(), mw.sum()) >= MIN_TONE_GROUP
-                          else float("nan") for mg, mw in groups)
-    return out
+    """name -> (light, dark): ``spread_along_presets`` of the generated faces of that tone over the
+    world's of that tone (both (N, E) expression readings, tones from ``face_grey``); NaN where either
+    side has fewer than ``MIN_TONE_GROUP`` faces of the tone."""
+    gen_e, world_e = np.asarray(gen_expression), np.asarray(world_expression)
+    per_tone = []
+    for gen_mask, world_mask in ((gen_grey >= threshold, world_grey >= threshold), (gen_grey < threshold, world_grey < threshold)):
+        if min(gen_mask.sum(), world_mask.sum()) < MIN_TONE_GROUP:
+            per_tone.append({})
+            continue
+        g, w = spread_along_presets(gen_e[gen_mask], presets), spread_along_presets(world_e[world_mask], presets)
+        per_tone.append({k: g[k] / max(w[k], 1e-12) for k in g})
+    return {k: tuple(tone.get(k, float("nan")) for tone in per_tone) for k in preset_directions(presets)}
 
 
 def _ratio(a: float, b: float) -> float:

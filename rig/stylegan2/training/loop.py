@@ -38,7 +38,7 @@ from rig.stylegan2.training import loss as L
 from rig.stylegan2.training.config import TrainConfig
 from rig.stylegan2.training.data import ImageStream
 from rig.stylegan2.training.ema import ema_beta, update_ema
-from rig.stylegan2.training.reading_d import ReadingDiscriminator, read_images, reader_width
+from rig.stylegan2.training.reading_d import ReadingDiscriminator, read_images
 from rig.stylegan2.training.report import save_grid, save_loss_plot
 from rig.stylegan2.training.snapshot import (
     Snapshot,
@@ -121,12 +121,14 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
+        # The reading critic's input standardisation: the readings of (up to) the first 512 dataset images.
+        real_readings = None if reader is None else read_images(reader, images[:512])
         # The initial weights are a function of the run's seed alone (and the caller's RNG is left alone).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.G, self.D = builder(cfg, images.shape[1])
             self.reader = reader
-            self.D_read = None if reader is None else ReadingDiscriminator(reader_width(reader, images.shape[1], cfg.resolution))
+            self.D_read = None if reader is None else ReadingDiscriminator(real_readings.shape[-1])
         self.G.train().requires_grad_(False)
         self.D.train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
@@ -138,8 +140,7 @@ class Trainer:
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
         if self.D_read is not None:
-            # Standardise the critic's input by the readings of (up to) the first 512 dataset images.
-            self.D_read.fit_input(read_images(reader, images[:512]))
+            self.D_read.fit_input(real_readings)
             self.D_read.train().requires_grad_(False)
             self.opt_D_read = _lazy_adam(self.D_read.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
         self.pl_mean = torch.zeros([])

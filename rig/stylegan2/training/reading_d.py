@@ -58,11 +58,3 @@ def read_images(reader: nn.Module, images: torch.Tensor, batch: int = 64) -> tor
     """(N, K) readings of uint8 images (N, C, S, S), read ``batch`` at a time."""
     return torch.cat([reader(x.float() / 127.5 - 1) for x in images.split(batch)])
 
-
-def reader_width(reader: nn.Module, channels: int, resolution: int) -> int:
-    """K, the number of readings ``reader`` returns per image (one blank image is read to find out)."""
-    with torch.no_grad():
-        out = reader(torch.zeros((1, channels, resolution, resolution)))
-    if out.ndim != 2 or out.shape[0] != 1:
-        raise ValueError(f"reader returns {tuple(out.shape)} for one image, expected (1, K)")
-    return int(out.shape[1])
