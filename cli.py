@@ -259,7 +259,8 @@ def train_group() -> None:
 @click.option("--reader", default=None, metavar="ENCODER",
               help="Also train a critic on what this face encoder (file or 'default') reads off real and generated "
                    "images - expression, jaw, head pose - so G must draw their full range (new runs only). "
-                   "Evaluate with a different encoder.")
+                   "Evaluate with a different encoder and read the per-tone line of `rig eval generator`: "
+                   "encoders trained on the same world share blind spots (docs/world.md).")
 @click.option("--reader-weight", type=float, default=None,
               help="Weight of the reading critic in G's loss (new runs only; default 1).")
 @click.option("--reader-r1-gamma", type=float, default=None,
