@@ -265,20 +265,29 @@ def train_group() -> None:
               help="Weight of the reading critic in G's loss (new runs only; default 1).")
 @click.option("--reader-r1-gamma", type=float, default=None,
               help="R1 weight of the reading critic (new runs only; default 1; lower lets it push harder).")
+@click.option("--local-d", "local_d", multiple=True, metavar="REGION",
+              help="Also train a critic that sees only this square of the images (new runs only; repeatable): "
+                   "'eyes' or 'mouth' of rig's aligned faces, or NAME=TOP,LEFT,SIZE in fractions of the image side.")
+@click.option("--local-weight", type=float, default=None,
+              help="Weight of each local critic in G's loss (new runs only; default 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
                         threads, init, g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma,
-                        quiet) -> None:
+                        local_d, local_weight, quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
+    from rig.stylegan2.training.local_d import parse_local_regions
     from rig.stylegan2.training.run import parse_preset_repeat, train_generator
 
     schedule = dict(kimg=kimg, snapshot_kimg=snapshot_kimg, snapshot_minutes=snapshot_minutes)
     fixed = {} if resume else dict(batch=batch, seed=seed, threads=threads, g_freeze_kimg=g_freeze_kimg, g_lr=glr, d_lr=dlr,
                                    preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None,
-                                   reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma)
-    if resume and any(v is not None for v in (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma)):
-        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr and the --reader options set up a new run; "
-                               "a resumed run keeps its own")
+                                   reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma,
+                                   local_critics=parse_local_regions(local_d) if local_d else None,
+                                   local_weight=local_weight)
+    if resume and (local_d or any(v is not None for v in (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight,
+                                                          reader_r1_gamma, local_weight))):
+        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr, the --reader and the --local options set up "
+                               "a new run; a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     **schedule, **fixed)
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")

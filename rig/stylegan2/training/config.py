@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from rig.errors import InputError
+from rig.stylegan2.training.local_d import LocalRegion
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class TrainConfig:
             loads the same reader again.
         reader_weight: weight of the reading critic's non-saturating loss in G's loss.
         reader_r1_gamma: R1 weight of the reading critic (on the real readings, as lazy as D's R1).
+    Local critics (``local_d``):
+        local_critics: (LocalRegion, ...): one more StyleGAN2 D per region, judging only that square
+            crop of the real and generated batches (e.g. the eye band of aligned faces), with D's
+            learning rate, R1 gamma and interval.
+        local_weight: weight of each local critic's non-saturating loss in G's loss.
     Data:
         preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
             is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
@@ -84,6 +90,8 @@ class TrainConfig:
     reader: str = ""
     reader_weight: float = 1.0
     reader_r1_gamma: float = 1.0
+    local_critics: tuple[LocalRegion, ...] = ()
+    local_weight: float = 1.0
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -109,6 +117,13 @@ class TrainConfig:
             raise InputError("train config: g_lr and d_lr must be positive")
         if self.reader_weight < 0 or self.reader_r1_gamma < 0:
             raise InputError("train config: reader_weight and reader_r1_gamma must be >= 0")
+        if self.local_weight < 0:
+            raise InputError("train config: local_weight must be >= 0")
+        for region in self.local_critics:
+            region.check(r)
+        names = [region.name for region in self.local_critics]
+        if len(set(names)) != len(names):
+            raise InputError(f"train config: local critic names repeat ({', '.join(names)})")
         if self.g_freeze_kimg < 0:
             raise InputError("train config: g_freeze_kimg must be >= 0")
         for item in self.preset_repeat:
@@ -140,6 +155,8 @@ class TrainConfig:
             d["betas"] = tuple(d["betas"])
         if "preset_repeat" in d:
             d["preset_repeat"] = tuple((str(name), int(k)) for name, k in d["preset_repeat"])
+        if "local_critics" in d:
+            d["local_critics"] = tuple(LocalRegion(**region) for region in d["local_critics"])
         return cls(**d).validate()
 
 

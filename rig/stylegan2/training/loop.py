@@ -11,6 +11,10 @@ With a reader (``TrainConfig.reader``; see ``reading_d``) a second critic, ``D_r
 frozen reader's readings of the same real and fake batches: G's loss adds ``reader_weight`` times
 its non-saturating loss, and D_read gets its own logistic loss, lazy R1 and Adam.
 
+Each local critic (``TrainConfig.local_critics``; see ``local_d``) is one more D that sees only a fixed
+square crop of the same real and fake batches; G's loss adds ``local_weight`` times its
+non-saturating loss. All critics share one step (``_train_critic``): logistic loss, then lazy R1.
+
 Adam's learning rate and betas of a lazily regularised network are corrected by
 ``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
 
@@ -56,18 +60,23 @@ NetworkBuilder = Callable[[TrainConfig, int], "tuple[torch.nn.Module, torch.nn.M
 
 def build_networks(cfg: TrainConfig, img_channels: int = 3) -> tuple[torch.nn.Module, torch.nn.Module]:
     """rig's StyleGAN2 G and D for ``cfg`` (no conditioning, fp32 everywhere, no conv clamp)."""
-    from rig.stylegan2.config import EpilogueConfig
-    from rig.stylegan2.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
-                                        MappingConfig, SynthesisConfig)
+    from rig.stylegan2.networks import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
     G = Generator(GeneratorConfig(
         z_dim=cfg.z_dim, c_dim=0, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=img_channels,
         mapping=MappingConfig(num_layers=cfg.mapping_layers),
         synthesis=SynthesisConfig(channel_base=cfg.channel_base, channel_max=cfg.channel_max)))
-    D = Discriminator(DiscriminatorConfig(
-        c_dim=0, img_resolution=cfg.resolution, img_channels=img_channels, channel_base=cfg.channel_base,
+    return G, build_discriminator(cfg, cfg.resolution, img_channels)
+
+
+def build_discriminator(cfg: TrainConfig, resolution: int, img_channels: int = 3) -> torch.nn.Module:
+    """rig's StyleGAN2 D of ``cfg``'s width for ``resolution`` px images (also the local critics')."""
+    from rig.stylegan2.config import EpilogueConfig
+    from rig.stylegan2.networks import Discriminator, DiscriminatorConfig
+
+    return Discriminator(DiscriminatorConfig(
+        c_dim=0, img_resolution=resolution, img_channels=img_channels, channel_base=cfg.channel_base,
         channel_max=cfg.channel_max, epilogue=EpilogueConfig(mbstd_group_size=cfg.mbstd_group)))
-    return G, D
 
 
 def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
@@ -129,6 +138,9 @@ class Trainer:
             self.G, self.D = builder(cfg, images.shape[1])
             self.reader = reader
             self.D_read = None if reader is None else ReadingDiscriminator(real_readings.shape[-1])
+            # Built last, so a run's G, D (and D_read) start the same with or without local critics.
+            self.D_local = {region.name: build_discriminator(cfg, region.pixels(cfg.resolution)[2], images.shape[1])
+                            for region in cfg.local_critics}
         self.G.train().requires_grad_(False)
         self.D.train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
@@ -143,6 +155,10 @@ class Trainer:
             self.D_read.fit_input(real_readings)
             self.D_read.train().requires_grad_(False)
             self.opt_D_read = _lazy_adam(self.D_read.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
+        self.opt_D_local = {}
+        for name, critic in self.D_local.items():
+            critic.train().requires_grad_(False)
+            self.opt_D_local[name] = _lazy_adam(critic.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
         self.pl_mean = torch.zeros([])
         self.nimg = 0
         self.step = 0
@@ -207,11 +223,13 @@ class Trainer:
     def _modules(self) -> tuple[tuple[str, torch.nn.Module], ...]:
         """The trained modules a snapshot holds, by prefix."""
         mods = (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))
-        return mods + ((("D_read", self.D_read),) if self.D_read is not None else ())
+        mods += (("D_read", self.D_read),) if self.D_read is not None else ()
+        return mods + tuple((f"D_{name}", critic) for name, critic in self.D_local.items())
 
     def _optimizers(self) -> tuple[tuple[str, torch.optim.Optimizer], ...]:
         opts = (("opt_G", self.opt_G), ("opt_D", self.opt_D))
-        return opts + ((("opt_D_read", self.opt_D_read),) if self.D_read is not None else ())
+        opts += (("opt_D_read", self.opt_D_read),) if self.D_read is not None else ()
+        return opts + tuple((f"opt_D_{name}", opt) for name, opt in self.opt_D_local.items())
 
     def _pack(self) -> Snapshot:
         tensors = {}
@@ -300,58 +318,50 @@ class Trainer:
         if not g_frozen:
             self._train_G(B)
 
-        # D main
-        self.D.requires_grad_(True)
-        self.opt_D.zero_grad(set_to_none=True)
         with torch.no_grad():
             fake, _ = self._run_G(self._latents(B))
-        fake_logits = self.D(fake, None)
-        real_logits = self.D(real, None)
-        loss_d = L.d_logistic_loss(real_logits, fake_logits).mean()
-        loss_d.backward()
-        self._step_optimizer(self.opt_D, self.D)
-        self._meter.add("loss_D", loss_d.detach())
-        self._meter.add("real_score", real_logits.detach().mean())
-        self._meter.add("fake_score", fake_logits.detach().mean())
-
-        # D reg: R1, lazily
-        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
-            self.opt_D.zero_grad(set_to_none=True)
-            real_tmp = real.detach().requires_grad_(True)
-            logits = self.D(real_tmp, None)
-            r1 = L.r1_penalty(logits, real_tmp) * (cfg.r1_gamma / 2)
-            (logits.reshape(len(logits), -1)[:, 0] * 0 + r1).mean().mul(cfg.r1_interval).backward()
-            self._step_optimizer(self.opt_D, self.D)
-            self._meter.add("r1", r1.mean().detach())
-        self.D.requires_grad_(False)
+        self._train_critic("", lambda x: self.D(x, None), self.D, self.opt_D, real, fake, cfg.r1_gamma)
         if self.D_read is not None:
-            self._train_D_read(real, fake)
+            with torch.no_grad():
+                read_real, read_fake = self.reader(real), self.reader(fake)
+            self._train_critic("_read", self.D_read, self.D_read, self.opt_D_read, read_real, read_fake,
+                               cfg.reader_r1_gamma)
+        for region in cfg.local_critics:
+            critic = self.D_local[region.name]
+            self._train_critic(f"_{region.name}", lambda x: critic(x, None), critic, self.opt_D_local[region.name],
+                               region.crop(real), region.crop(fake), cfg.r1_gamma)
 
         self.nimg += B
         self.step += 1
         if not g_frozen:
             update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
 
-    def _train_D_read(self, real: torch.Tensor, fake: torch.Tensor) -> None:
-        """The reading critic's step on the readings of D's ``real`` and ``fake`` batches, then lazily its R1."""
+    def _train_critic(self, suffix: str, score: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module,
+                      opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, r1_gamma: float) -> None:
+        """One critic step: the logistic loss on ``real`` vs ``fake`` inputs, then (every ``r1_interval``
+        steps) R1 on the real ones scaled by the interval. ``score`` maps inputs to (N, ...) logits;
+        ``suffix`` tells the logged keys apart (loss_D<suffix>, real_score<suffix>, ...)."""
         cfg = self.cfg
-        with torch.no_grad():
-            read_real, read_fake = self.reader(real), self.reader(fake)
-        self.D_read.requires_grad_(True)
-        self.opt_D_read.zero_grad(set_to_none=True)
-        real_logits = self.D_read(read_real)
-        loss = L.d_logistic_loss(real_logits, self.D_read(read_fake)).mean()
+        module.requires_grad_(True)
+        opt.zero_grad(set_to_none=True)
+        fake_logits = score(fake)
+        real_logits = score(real)
+        loss = L.d_logistic_loss(real_logits, fake_logits).mean()
         loss.backward()
-        self._step_optimizer(self.opt_D_read, self.D_read)
-        self._meter.add("loss_D_read", loss.detach())
-        if cfg.reader_r1_gamma > 0 and self.step % cfg.r1_interval == 0:
-            self.opt_D_read.zero_grad(set_to_none=True)
-            read_tmp = read_real.detach().requires_grad_(True)
-            r1 = L.r1_penalty(self.D_read(read_tmp), read_tmp) * (cfg.reader_r1_gamma / 2)
-            r1.mean().mul(cfg.r1_interval).backward()
-            self._step_optimizer(self.opt_D_read, self.D_read)
-            self._meter.add("r1_read", r1.mean().detach())
-        self.D_read.requires_grad_(False)
+        self._step_optimizer(opt, module)
+        self._meter.add(f"loss_D{suffix}", loss.detach())
+        self._meter.add(f"real_score{suffix}", real_logits.detach().mean())
+        self._meter.add(f"fake_score{suffix}", fake_logits.detach().mean())
+        if r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+            opt.zero_grad(set_to_none=True)
+            real_tmp = real.detach().requires_grad_(True)
+            logits = score(real_tmp)
+            r1 = L.r1_penalty(logits, real_tmp) * (r1_gamma / 2)
+            # The zero-weighted logits tie every parameter (the last bias too) into the graph.
+            (logits.reshape(len(logits), -1)[:, 0] * 0 + r1).mean().mul(cfg.r1_interval).backward()
+            self._step_optimizer(opt, module)
+            self._meter.add(f"r1{suffix}", r1.mean().detach())
+        module.requires_grad_(False)
 
     def _train_G(self, B: int) -> None:
         """One G step: the non-saturating loss on a batch of ``B`` fakes, then lazily the path-length penalty."""
@@ -365,6 +375,10 @@ class Trainer:
             loss_read = L.g_nonsaturating_loss(self.D_read(self.reader(fake))).mean()
             self._meter.add("loss_G_read", loss_read.detach())
             loss_g = loss_g + cfg.reader_weight * loss_read
+        for region in cfg.local_critics:
+            loss_local = L.g_nonsaturating_loss(self.D_local[region.name](region.crop(fake), None)).mean()
+            self._meter.add(f"loss_G_{region.name}", loss_local.detach())
+            loss_g = loss_g + cfg.local_weight * loss_local
         loss_g.backward()
         self._step_optimizer(self.opt_G, self.G)
 

@@ -46,8 +46,11 @@ def save_loss_plot(history: list[dict], path: str | os.PathLike) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    series = ["loss_G", "loss_D", "r1", "pl", "real_score", "fake_score", "loss_G_read", "loss_D_read", "r1_read"]
-    present = [k for k in series if any(k in h for h in history)]
+    # The main losses first, then each extra critic's (suffixes _read, _<region>) in order of appearance.
+    main = ["loss_G", "loss_D", "r1", "pl", "real_score", "fake_score"]
+    skip = {"kimg", "sec_per_kimg", "wall_seconds"}
+    extra = list(dict.fromkeys(k for h in history for k in h if k not in skip and k not in main))
+    present = [k for k in main if any(k in h for h in history)] + extra
     if not history or not present:
         return False
     fig, axes = plt.subplots(len(present), 1, figsize=(7, 1.8 * len(present)), sharex=True, squeeze=False)
