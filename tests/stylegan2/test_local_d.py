@@ -8,19 +8,12 @@ import torch
 
 from rig.errors import InputError
 from rig.stylegan2.training import loss as L
-from rig.stylegan2.training.config import preset
 from rig.stylegan2.training.local_d import FACE_REGIONS, LocalRegion, parse_local_regions
 from rig.stylegan2.training.loop import Trainer
-from rig.stylegan2.training.snapshot import list_snapshots, read_snapshot
 
-
-def _images(n=12, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand((n, 3, size, size), generator=g) * 255).to(torch.uint8)
-
-
-def _tiny(**kw):
-    return preset("tiny", pl_weight=2.0, **kw)
+from .training_helpers import assert_same_networks, assert_same_snapshots, run_straight_and_resumed
+from .training_helpers import smooth_images as _images
+from .training_helpers import tiny as _tiny
 
 
 def test_region_pixels_and_crop():
@@ -108,17 +101,9 @@ def test_local_critic_gradient_stays_in_its_box():
 def test_local_critic_run_resumes_bit_exactly(tmp_path):
     imgs = _images()
     cfg = _tiny(kimg=0.032, snapshot_kimg=0.016, local_critics=(LocalRegion("eyes", 0.25, 0.25, 0.5),), local_weight=0.5)
-    straight = Trainer.start(cfg, imgs, tmp_path / "a", progress=False)
-    straight.train()
-    Trainer.start(cfg.replace(kimg=0.016), imgs, tmp_path / "b", progress=False).train()
-    resumed = Trainer.resume(tmp_path / "b", imgs, kimg=0.032, progress=False)
-    resumed.train()
-    a = read_snapshot(list_snapshots(tmp_path / "a")[-1]).tensors
-    b = read_snapshot(list_snapshots(tmp_path / "b")[-1]).tensors
+    straight, _ = run_straight_and_resumed(cfg, imgs, tmp_path)
+    a = assert_same_snapshots(tmp_path / "a", tmp_path / "b")
     assert any(k.startswith("D_eyes.") for k in a) and any(k.startswith("opt_D_eyes.") for k in a)
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
     keys = {k for h in straight.history for k in h}
     assert {"loss_G_eyes", "loss_D_eyes", "r1_eyes", "real_score_eyes", "fake_score_eyes"} <= keys
 
@@ -136,9 +121,7 @@ def test_local_critic_steers_G_only_through_its_weight(tmp_path):
     for t in (plain, off, on):
         t._train_step()
         t._train_step()
-    for name in ("G", "D", "G_ema"):
-        for k, v in getattr(plain, name).state_dict().items():
-            assert torch.equal(getattr(off, name).state_dict()[k], v), (name, k)
+    assert_same_networks(plain, off)
     for name, critic in off.D_local.items():
         changed = [k for k, v in critic.state_dict().items() if not torch.equal(v, before[name][k])]
         assert changed, name

@@ -15,12 +15,11 @@ from rig.stylegan2.training.ema import ema_beta, update_ema
 from rig.stylegan2.training.loop import Trainer, _lazy_adam
 from rig.stylegan2.training.snapshot import list_snapshots, read_snapshot
 
+from .training_helpers import (assert_same_networks, assert_same_snapshots, run_straight_and_resumed, smooth_images,
+                               snapshot_tensors, tiny)
 
-def _images(n=12, size=16, seed=0):
-    """Smooth random colour fields (uint8) - enough structure for D to have something to see."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand((n, 3, 4, 4), generator=g)
-    return (torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) * 255).to(torch.uint8)
+
+_images = smooth_images
 
 
 # ---------------------------------------------------------------- losses against closed forms
@@ -94,12 +93,8 @@ def test_image_stream_epochs_and_resume():
 # ---------------------------------------------------------------- the loop
 
 
-def _tiny(**kw):
-    return preset("tiny", pl_weight=2.0, **kw)
-
-
-def _tensors(run_dir):
-    return read_snapshot(list_snapshots(run_dir)[-1]).tensors
+_tiny = tiny
+_tensors = snapshot_tensors
 
 
 def test_two_intervals_equal_one_plus_resume_plus_one(tmp_path):
@@ -303,16 +298,9 @@ def test_reading_critic_standardises_its_input():
 def test_reading_critic_run_resumes_bit_exactly(tmp_path):
     imgs = _images()
     cfg = _tiny(kimg=0.032, snapshot_kimg=0.016, reader="mean-colour", reader_weight=0.5)
-    straight = Trainer.start(cfg, imgs, tmp_path / "a", progress=False, reader=_MeanColourReader())
-    straight.train()
-    Trainer.start(cfg.replace(kimg=0.016), imgs, tmp_path / "b", progress=False, reader=_MeanColourReader()).train()
-    resumed = Trainer.resume(tmp_path / "b", imgs, kimg=0.032, progress=False, reader=_MeanColourReader())
-    resumed.train()
-    a, b = _tensors(tmp_path / "a"), _tensors(tmp_path / "b")
+    straight, _ = run_straight_and_resumed(cfg, imgs, tmp_path, reader=_MeanColourReader())
+    a = assert_same_snapshots(tmp_path / "a", tmp_path / "b")
     assert any(k.startswith("D_read.") for k in a) and any(k.startswith("opt_D_read.") for k in a)
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
     keys = {k for h in straight.history for k in h}
     assert {"loss_G_read", "loss_D_read", "r1_read"} <= keys
     with pytest.raises(InputError, match="no reader"):
@@ -333,9 +321,7 @@ def test_reading_critic_steers_G_only_through_its_weight(tmp_path):
     for t in (plain, off, on):
         t._train_step()
         t._train_step()
-    for name in ("G", "D", "G_ema"):
-        for k, v in getattr(plain, name).state_dict().items():
-            assert torch.equal(getattr(off, name).state_dict()[k], v), (name, k)
+    assert_same_networks(plain, off)
     assert not torch.equal(off.D_read.net[0].weight, d_read0["net.0.weight"])  # the critic itself trained
     assert not torch.equal(on.G.synthesis.b16.conv1.weight, plain.G.synthesis.b16.conv1.weight)
 
