@@ -48,6 +48,7 @@ class NetworkSet:
     G: Generator | None = None
     D: Discriminator | None = None
     training_set_kwargs: dict | None = None
+    labels: dict | None = None  # class-conditional networks trained by rig: {"class_names": [...], "class_prior": [...]}
     notes: list[str] = field(default_factory=list)
 
     def items(self) -> list[tuple[str, nn.Module]]:
@@ -209,10 +210,29 @@ def load_rig_networks(path: str | os.PathLike) -> NetworkSet:
         setattr(out, name, net.eval().requires_grad_(False))
     if "rig_extra" in meta:
         try:
-            out.training_set_kwargs = json.loads(meta["rig_extra"]).get("training_set_kwargs")
+            extra = json.loads(meta["rig_extra"])
+            out.training_set_kwargs = extra.get("training_set_kwargs")
+            labels = extra.get("labels")
         except (json.JSONDecodeError, AttributeError):
-            pass
+            labels = None
+        if labels is not None:
+            out.labels = _checked_labels(labels, out, label)
     return out
+
+
+def _checked_labels(labels, nets: NetworkSet, label: str) -> dict:
+    """The ``labels`` header of a class-conditional file, checked against its generators' c_dim."""
+    try:
+        names = [str(n) for n in labels["class_names"]]
+        prior = [float(p) for p in labels["class_prior"]]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{label}: corrupt labels header {labels!r}") from None
+    c_dims = {g.c_dim for g in (nets.G_ema, nets.G) if g is not None}
+    if len(names) != len(prior) or any(c != len(names) for c in c_dims) or min(prior, default=0) < 0 \
+            or abs(sum(prior) - 1) > 1e-4:
+        raise CheckpointError(f"{label}: labels header gives {len(names)} classes and {len(prior)} frequencies "
+                              f"(summing to {sum(prior):.4f}) for generators with c_dim {sorted(c_dims)}")
+    return {"class_names": names, "class_prior": prior}
 
 
 # ------------------------------------------------------------------------------------ rosinality
@@ -287,6 +307,9 @@ def load_generator(network: str | os.PathLike, which: str = "G_ema", device: str
     net = getattr(nets, which)
     if net is None:
         raise CheckpointError(f"{nets.source}: holds no {which} network")
+    if nets.labels is not None:  # plain attributes: the state dict stays NVIDIA's
+        net.class_names = tuple(nets.labels["class_names"])
+        net.class_prior = tuple(nets.labels["class_prior"])
     return net.to(device)
 
 
@@ -317,7 +340,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, only: tuple[str, ...
     dst = Path(dst)
     suffix = dst.suffix.lower()
     if suffix == ".safetensors":
-        extra = {"training_set_kwargs": nets.training_set_kwargs} if nets.training_set_kwargs else None
+        extra = {k: v for k, v in (("training_set_kwargs", nets.training_set_kwargs), ("labels", nets.labels)) if v}
+        extra = extra or None
         try:
             save_networks(dst, dict(nets.items()), extra=extra)
         except TypeError as e:

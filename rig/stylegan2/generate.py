@@ -82,6 +82,35 @@ def seed_latent(seed: int, z_dim: int) -> np.ndarray:
     return np.random.RandomState(seed).randn(1, z_dim)
 
 
+def class_prior(G) -> np.ndarray:
+    """(c_dim,) float64 frequencies a conditional ``G`` draws its labels by: those of its training data
+    when its file stored them (``G.class_prior``, set by ``load_generator``), else uniform."""
+    prior = getattr(G, "class_prior", None)
+    if prior is None:
+        return np.full(G.c_dim, 1.0 / G.c_dim)
+    prior = np.asarray(prior, np.float64)
+    return prior / prior.sum()
+
+
+def seed_label(seed: int, G) -> np.ndarray:
+    """(1, c_dim) one-hot label a conditional ``G`` gets for ``seed``: drawn from ``class_prior(G)``
+    by the same RandomState that drew ``seed_latent`` (after the latent, so the latent is NVIDIA's)."""
+    rs = np.random.RandomState(seed)
+    rs.randn(1, G.z_dim)
+    out = np.zeros((1, G.c_dim), np.float32)
+    out[0, rs.choice(G.c_dim, p=class_prior(G))] = 1
+    return out
+
+
+def sample_labels(G, n: int, generator: torch.Generator) -> torch.Tensor | None:
+    """(n, c_dim) one-hot labels drawn from ``class_prior(G)`` with ``generator``; None (nothing drawn)
+    for an unconditional ``G``."""
+    if G.c_dim == 0:
+        return None
+    classes = torch.multinomial(torch.from_numpy(class_prior(G)), n, replacement=True, generator=generator)
+    return torch.nn.functional.one_hot(classes, G.c_dim).to(torch.float32)
+
+
 def to_uint8_nhwc(img: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) float image in [-1, 1] -> (N, H, W, C) uint8, NVIDIA's rounding (truncation)."""
     return (img.permute(0, 2, 3, 1).float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -151,12 +180,16 @@ def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResul
     outdir.mkdir(parents=True, exist_ok=True)
 
     label = torch.zeros([1, G.c_dim], device=device)
+    labels_by_seed = False  # a conditional network that stored its labels' frequencies draws one per seed
     if G.c_dim > 0:
-        if cfg.class_idx is None:
+        if cfg.class_idx is None and getattr(G, "class_prior", None) is not None:
+            labels_by_seed = True
+        elif cfg.class_idx is None:
             raise InputError(f"this network is conditional (c_dim={G.c_dim}): pass --class")
-        if not 0 <= cfg.class_idx < G.c_dim:
+        elif not 0 <= cfg.class_idx < G.c_dim:
             raise InputError(f"--class {cfg.class_idx} out of range 0..{G.c_dim - 1}")
-        label[:, cfg.class_idx] = 1
+        else:
+            label[:, cfg.class_idx] = 1
     elif cfg.class_idx is not None:
         result.notes.append("--class ignored: the network is unconditional")
 
@@ -189,7 +222,9 @@ def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResul
                 ws = torch.from_numpy(np.stack([w for _, _, w in chunk])).to(device)
             else:
                 z = torch.from_numpy(np.concatenate([seed_latent(s, G.z_dim) for _, s, _ in chunk])).to(device)
-                ws = G.mapping(z, label.repeat(len(chunk), 1), truncation_psi=cfg.truncation_psi,
+                c = (torch.from_numpy(np.concatenate([seed_label(s, G) for _, s, _ in chunk])).to(device)
+                     if labels_by_seed else label.repeat(len(chunk), 1))
+                ws = G.mapping(z, c, truncation_psi=cfg.truncation_psi,
                                truncation_cutoff=cfg.truncation_cutoff, impl=cfg.impl)
             with _precision_context(cfg.precision, device):
                 img = G.synthesis(ws, noise_mode=cfg.noise_mode, impl=cfg.impl)

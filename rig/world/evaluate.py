@@ -188,9 +188,15 @@ def spread_along_presets(expressions: np.ndarray, presets: dict[str, np.ndarray]
 
 @torch.no_grad()
 def generate_float(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
-    """(n, 3, S, S) float images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise)."""
-    z = torch.randn((n, G.z_dim), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([G(z[i:i + batch], None, truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, batch)])
+    """(n, 3, S, S) float images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise); a
+    conditional G's labels are drawn after the latents, by its class prior (``sample_labels``)."""
+    from rig.stylegan2.generate import sample_labels
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn((n, G.z_dim), generator=gen)
+    c = sample_labels(G, n, gen)
+    return torch.cat([G(z[i:i + batch], None if c is None else c[i:i + batch], truncation_psi=truncation_psi,
+                        noise_mode="const") for i in range(0, n, batch)])
 
 
 def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:

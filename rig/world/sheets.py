@@ -18,10 +18,13 @@ from rig.world.evaluate import generate_float, preset_directions
 @torch.no_grad()
 def interpolation_strip(G, rows: int = 4, steps: int = 8, seed: int = 0) -> torch.Tensor:
     """(rows * steps, C, S, S) images: each row walks linearly in W from one random latent to another
-    (W interpolation, as StyleGAN's perceptual-path-length uses), endpoints included."""
+    (W interpolation, as StyleGAN's perceptual-path-length uses), endpoints included. A conditional
+    G's endpoints get labels drawn by its class prior."""
+    from rig.stylegan2.generate import sample_labels
+
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn((2 * rows, G.z_dim), generator=gen)
-    w = G.mapping(z, None)                                   # (2 rows, num_ws, w_dim)
+    w = G.mapping(z, sample_labels(G, 2 * rows, gen))       # (2 rows, num_ws, w_dim)
     w0, w1 = w[0::2], w[1::2]
     t = torch.linspace(0, 1, steps).view(1, steps, 1, 1)
     ws = (w0[:, None] + t * (w1 - w0)[:, None]).reshape(rows * steps, *w.shape[1:])

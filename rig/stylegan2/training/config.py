@@ -47,6 +47,12 @@ class TrainConfig:
             crop of the real and generated batches (e.g. the eye band of aligned faces), with D's
             learning rate, R1 gamma and interval.
         local_weight: weight of each local critic's non-saturating loss in G's loss.
+    Conditioning:
+        class_names: one name per class of a class-conditional run (G and D get a one-hot label, c_dim
+            = len(class_names), as in stylegan2-ada-pytorch's --cond); () trains an unconditional G.
+            ``rig train generator --cond preset`` uses the world's named expression presets plus 'none'.
+        class_prior: how often each class occurs in the data the run models (before any
+            preset_repeat), stored with the network so sampling can draw labels as the data has them.
     Data:
         preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
             is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
@@ -92,6 +98,8 @@ class TrainConfig:
     reader_r1_gamma: float = 1.0
     local_critics: tuple[LocalRegion, ...] = ()
     local_weight: float = 1.0
+    class_names: tuple[str, ...] = ()
+    class_prior: tuple[float, ...] = ()
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -117,6 +125,11 @@ class TrainConfig:
             raise InputError("train config: g_lr and d_lr must be positive")
         if self.reader_weight < 0 or self.reader_r1_gamma < 0:
             raise InputError("train config: reader_weight and reader_r1_gamma must be >= 0")
+        if len(self.class_names) == 1 or len(set(self.class_names)) != len(self.class_names):
+            raise InputError(f"train config: class_names {list(self.class_names)} must be empty or >= 2 distinct names")
+        if self.class_prior and (len(self.class_prior) != len(self.class_names) or min(self.class_prior) < 0
+                                 or abs(sum(self.class_prior) - 1) > 1e-6):
+            raise InputError("train config: class_prior must give one frequency >= 0 per class, summing to 1")
         if self.local_weight < 0:
             raise InputError("train config: local_weight must be >= 0")
         for region in self.local_critics:
@@ -155,6 +168,9 @@ class TrainConfig:
             d["betas"] = tuple(d["betas"])
         if "preset_repeat" in d:
             d["preset_repeat"] = tuple((str(name), int(k)) for name, k in d["preset_repeat"])
+        for key, kind in (("class_names", str), ("class_prior", float)):
+            if key in d:
+                d[key] = tuple(kind(v) for v in d[key])
         if "local_critics" in d:
             d["local_critics"] = tuple(LocalRegion(**region) for region in d["local_critics"])
         return cls(**d).validate()

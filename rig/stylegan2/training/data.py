@@ -37,6 +37,11 @@ class ImageStream:
 
     def next(self, batch: int) -> torch.Tensor:
         """The next ``batch`` images as float32 (batch, C, H, W) in [-1, 1] (crossing epochs as needed)."""
+        return self.next_indexed(batch)[0]
+
+    def next_indexed(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``next(batch)`` and the (batch,) int64 indices into ``images`` the batch came from (a mirrored
+        item gives its source image's index)."""
         picks = []
         while len(picks) < batch:
             if self.position == len(self._order):
@@ -52,7 +57,7 @@ class ImageStream:
         flip = idx >= n
         if flip.any():
             imgs[flip] = imgs[flip].flip(3)
-        return imgs.to(torch.float32) / 127.5 - 1.0
+        return imgs.to(torch.float32) / 127.5 - 1.0, idx % n
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}

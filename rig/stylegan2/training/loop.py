@@ -63,20 +63,46 @@ def build_networks(cfg: TrainConfig, img_channels: int = 3) -> tuple[torch.nn.Mo
     from rig.stylegan2.networks import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
     G = Generator(GeneratorConfig(
-        z_dim=cfg.z_dim, c_dim=0, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=img_channels,
+        z_dim=cfg.z_dim, c_dim=len(cfg.class_names), w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=img_channels,
         mapping=MappingConfig(num_layers=cfg.mapping_layers),
         synthesis=SynthesisConfig(channel_base=cfg.channel_base, channel_max=cfg.channel_max)))
     return G, build_discriminator(cfg, cfg.resolution, img_channels)
 
 
 def build_discriminator(cfg: TrainConfig, resolution: int, img_channels: int = 3) -> torch.nn.Module:
-    """rig's StyleGAN2 D of ``cfg``'s width for ``resolution`` px images (also the local critics')."""
+    """rig's StyleGAN2 D of ``cfg``'s width (and labels) for ``resolution`` px images (also the local critics')."""
     from rig.stylegan2.config import EpilogueConfig
     from rig.stylegan2.networks import Discriminator, DiscriminatorConfig
 
     return Discriminator(DiscriminatorConfig(
-        c_dim=0, img_resolution=resolution, img_channels=img_channels, channel_base=cfg.channel_base,
+        c_dim=len(cfg.class_names), img_resolution=resolution, img_channels=img_channels, channel_base=cfg.channel_base,
         channel_max=cfg.channel_max, epilogue=EpilogueConfig(mbstd_group_size=cfg.mbstd_group)))
+
+
+@torch.no_grad()
+def lift_to_conditional(target: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Load an unconditional G or D ``source`` into its class-conditional twin ``target``.
+
+    Every tensor of the same name and shape is copied. G's first mapping layer takes [z, embed(c)]
+    instead of z: its z columns get the source's weights, rescaled for the equalised learning rate's
+    1/sqrt(fan-in) gain, and its label columns are zeroed, so the lifted G draws exactly what the
+    source drew for every label and learns to use the label from there. The label embedding, D's label
+    mapping and D's output projection (its output width changes) keep their fresh weights. Raises
+    RuntimeError when a shared tensor's shape differs for any other reason (another architecture).
+    """
+    src = source.state_dict()
+    own = target.state_dict()
+    for key, value in own.items():
+        if key not in src:
+            continue
+        if src[key].shape == value.shape:
+            value.copy_(src[key])
+        elif key.endswith("mapping.fc0.weight") and hasattr(target, "z_dim") and src[key].shape[1] == target.z_dim:
+            fan_in_ratio = value.shape[1] / src[key].shape[1]
+            value.zero_()
+            value[:, :target.z_dim] = src[key] * fan_in_ratio ** 0.5
+        elif not (key.startswith("b4.out.") and getattr(target, "c_dim", 0) > 0):  # a conditional D's projection
+            raise RuntimeError(f"{key}: shape {tuple(src[key].shape)} in the file, {tuple(value.shape)} in the config")
 
 
 def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
@@ -117,11 +143,19 @@ class Trainer:
 
     reader: the frozen network ``cfg.reader`` names (the caller loads it; None when ``cfg.reader`` is
     empty), see ``reading_d``. It is never trained and never saved in snapshots.
+    labels: (N,) int64 class of each image, for a class-conditional config (``cfg.class_names``);
+    fakes get the labels of uniformly drawn dataset images, as in stylegan2-ada-pytorch.
     """
 
     def __init__(self, cfg: TrainConfig, images: torch.Tensor, run_dir: str | os.PathLike,
-                 builder: NetworkBuilder = build_networks, progress: bool = True, reader: torch.nn.Module | None = None):
+                 builder: NetworkBuilder = build_networks, progress: bool = True, reader: torch.nn.Module | None = None,
+                 labels: torch.Tensor | None = None):
         cfg.validate()
+        c_dim = len(cfg.class_names)
+        if (labels is not None) != (c_dim > 0):
+            raise InputError(f"train config has {c_dim} classes but the trainer was given {'no' if labels is None else ''} labels")
+        if labels is not None and (labels.shape != (len(images),) or int(labels.min()) < 0 or int(labels.max()) >= c_dim):
+            raise InputError(f"labels must be ({len(images)},) class indices in 0..{c_dim - 1}")
         if images.ndim != 4 or images.shape[2] != cfg.resolution or images.shape[3] != cfg.resolution:
             raise InputError(f"training images are {tuple(images.shape)}, config wants (N, C, {cfg.resolution}, {cfg.resolution})")
         if bool(cfg.reader) != (reader is not None):
@@ -148,6 +182,8 @@ class Trainer:
         self.latent_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 3)
         self.grid_z = torch.randn((cfg.grid_size, cfg.z_dim), generator=torch.Generator().manual_seed(cfg.seed + 2))
+        self.labels = labels
+        self.grid_c = self._one_hot(torch.arange(cfg.grid_size) % c_dim) if c_dim else None  # every class in turn
         pl = cfg.pl_weight > 0
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
@@ -176,6 +212,7 @@ class Trainer:
         (fine-tuning, like NVIDIA's ``--resume=PKL``): G from its ``G`` (else ``G_ema``), G_ema from its
         ``G_ema`` (else ``G``), D from its ``D`` where it has one (else D starts fresh). The networks
         must have the architecture ``cfg`` builds. Optimiser state, schedule and kimg start from zero.
+        An unconditional file can start a class-conditional run (``lift_to_conditional``).
         """
         if latest_snapshot(run_dir) is not None:
             raise InputError(f"{run_dir}: already holds a training run; resume it or choose another folder")
@@ -192,7 +229,10 @@ class Trainer:
             if source is None:
                 continue
             try:
-                target.load_state_dict(source.state_dict(), strict=True)
+                if self.cfg.class_names and source.c_dim == 0:
+                    lift_to_conditional(target, source)
+                else:
+                    target.load_state_dict(source.state_dict(), strict=True)
             except RuntimeError as e:
                 raise InputError(f"{nets.source}: its {name} does not have the architecture of this training config "
                                  f"({str(e).splitlines()[0]})") from None
@@ -203,7 +243,7 @@ class Trainer:
         """Continue from ``snapshot`` (default: the newest in ``run_dir``). ``changes`` may alter only the
         schedule (kimg, snapshot_kimg, snapshot_minutes, log_kimg, keep_snapshots); builder, progress and
         reader (needed when the run has one) pass through."""
-        kw = {k: changes.pop(k) for k in ("builder", "progress", "reader") if k in changes}
+        kw = {k: changes.pop(k) for k in ("builder", "progress", "reader", "labels") if k in changes}
         allowed = {"kimg", "snapshot_kimg", "snapshot_minutes", "log_kimg", "keep_snapshots"}
         if set(changes) - allowed:
             raise InputError(f"resume can only change {', '.join(sorted(allowed))}, not {', '.join(sorted(set(changes) - allowed))}")
@@ -272,33 +312,51 @@ class Trainer:
 
         path = write_snapshot(self.run_dir, self.nimg, self._pack(), keep=self.cfg.keep_snapshots)
         # The same weights in rig's network format, for `rig generate --network RUN/network-latest.safetensors`.
+        extra = {"kimg": self.nimg / 1000, "train_config": self.cfg.to_json()}
+        if self.cfg.class_names:
+            extra["labels"] = {"class_names": list(self.cfg.class_names), "class_prior": list(self.cfg.class_prior)
+                               or [1 / len(self.cfg.class_names)] * len(self.cfg.class_names)}
         save_networks(self.run_dir / "network-latest.safetensors", {"G_ema": self.G_ema, "G": self.G, "D": self.D},
-                      extra={"kimg": self.nimg / 1000, "train_config": self.cfg.to_json()})
-        save_grid(self.sample(self.grid_z), self.run_dir / "grids" / f"grid-{self.nimg:09d}.png")
+                      extra=extra)
+        save_grid(self.sample(self.grid_z, self.grid_c), self.run_dir / "grids" / f"grid-{self.nimg:09d}.png")
         save_loss_plot(self.history, self.run_dir / "loss.png")
         return path
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
-        """G_ema images (N, C, S, S) for latents ``z`` (N, z_dim), constant noise; leaves every RNG alone."""
-        return self.G_ema(z, None, truncation_psi=truncation_psi, noise_mode="const")
+    def sample(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
+        """G_ema images (N, C, S, S) for latents ``z`` (N, z_dim) and one-hot labels ``c`` (N, c_dim) of a
+        conditional run (default: the grid's), constant noise; leaves every RNG alone."""
+        if c is None and self.grid_c is not None:
+            c = self.grid_c[torch.arange(len(z)) % len(self.grid_c)]
+        return self.G_ema(z, c, truncation_psi=truncation_psi, noise_mode="const")
 
     # ------------------------------------------------------------------ one step
 
     def _latents(self, n: int) -> torch.Tensor:
         return torch.randn((n, self.cfg.z_dim), generator=self.latent_gen)
 
-    def _run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and ws for latents ``z``; with probability ``style_mixing`` the ws after a random
-        cutoff layer come from a second latent (whose mapping does not update w_avg)."""
-        ws = self.G.mapping(z, None)
+    def _one_hot(self, classes: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(classes, len(self.cfg.class_names)).to(torch.float32)
+
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        """One-hot labels (n, c_dim) of ``n`` uniformly drawn dataset images; None when unconditional
+        (and then nothing is drawn, so unconditional runs keep their random streams)."""
+        if self.labels is None:
+            return None
+        return self._one_hot(self.labels[torch.randint(len(self.labels), (n,), generator=self.latent_gen)])
+
+    def _run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and ws for latents ``z`` and labels ``c``; with probability ``style_mixing`` the ws
+        after a random cutoff layer come from a second latent, same labels (its mapping does not
+        update w_avg)."""
+        ws = self.G.mapping(z, c)
         if self.cfg.style_mixing > 0:
             num_ws = ws.shape[1]
             cutoff = int(torch.randint(1, num_ws, (), generator=self.latent_gen))
             mix = float(torch.rand((), generator=self.latent_gen)) < self.cfg.style_mixing
             z2 = self._latents(len(z))
             if mix:
-                ws2 = self.G.mapping(z2, None, skip_w_avg_update=True)
+                ws2 = self.G.mapping(z2, c, skip_w_avg_update=True)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return self.G.synthesis(ws, generator=self.noise_gen), ws
 
@@ -312,40 +370,44 @@ class Trainer:
     def _train_step(self) -> None:
         cfg = self.cfg
         B = cfg.batch
-        real = self.stream.next(B)
+        real, real_idx = self.stream.next_indexed(B)
+        real_c = None if self.labels is None else self._one_hot(self.labels[real_idx])
 
         g_frozen = self.nimg < cfg.g_freeze_kimg * 1000
         if not g_frozen:
             self._train_G(B)
 
+        fake_c = self._fake_labels(B)
         with torch.no_grad():
-            fake, _ = self._run_G(self._latents(B))
-        self._train_critic("", lambda x: self.D(x, None), self.D, self.opt_D, real, fake, cfg.r1_gamma)
+            fake, _ = self._run_G(self._latents(B), fake_c)
+        self._train_critic("", self.D, self.D, self.opt_D, (real, real_c), (fake, fake_c), cfg.r1_gamma)
         if self.D_read is not None:
             with torch.no_grad():
                 read_real, read_fake = self.reader(real), self.reader(fake)
-            self._train_critic("_read", self.D_read, self.D_read, self.opt_D_read, read_real, read_fake,
-                               cfg.reader_r1_gamma)
+            self._train_critic("_read", lambda x, c: self.D_read(x), self.D_read, self.opt_D_read,
+                               (read_real, None), (read_fake, None), cfg.reader_r1_gamma)
         for region in cfg.local_critics:
             critic = self.D_local[region.name]
-            self._train_critic(f"_{region.name}", lambda x: critic(x, None), critic, self.opt_D_local[region.name],
-                               region.crop(real), region.crop(fake), cfg.r1_gamma)
+            self._train_critic(f"_{region.name}", critic, critic, self.opt_D_local[region.name],
+                               (region.crop(real), real_c), (region.crop(fake), fake_c), cfg.r1_gamma)
 
         self.nimg += B
         self.step += 1
         if not g_frozen:
             update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
 
-    def _train_critic(self, suffix: str, score: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module,
-                      opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, r1_gamma: float) -> None:
+    def _train_critic(self, suffix: str, score: Callable, module: torch.nn.Module, opt: torch.optim.Optimizer,
+                      real: tuple, fake: tuple, r1_gamma: float) -> None:
         """One critic step: the logistic loss on ``real`` vs ``fake`` inputs, then (every ``r1_interval``
-        steps) R1 on the real ones scaled by the interval. ``score`` maps inputs to (N, ...) logits;
-        ``suffix`` tells the logged keys apart (loss_D<suffix>, real_score<suffix>, ...)."""
+        steps) R1 on the real ones scaled by the interval. ``real`` / ``fake``: (inputs, labels or None);
+        ``score(inputs, labels)`` gives (N, ...) logits; ``suffix`` tells the logged keys apart
+        (loss_D<suffix>, real_score<suffix>, ...)."""
         cfg = self.cfg
+        (real, real_c), (fake, fake_c) = real, fake
         module.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
-        fake_logits = score(fake)
-        real_logits = score(real)
+        fake_logits = score(fake, fake_c)
+        real_logits = score(real, real_c)
         loss = L.d_logistic_loss(real_logits, fake_logits).mean()
         loss.backward()
         self._step_optimizer(opt, module)
@@ -355,7 +417,7 @@ class Trainer:
         if r1_gamma > 0 and self.step % cfg.r1_interval == 0:
             opt.zero_grad(set_to_none=True)
             real_tmp = real.detach().requires_grad_(True)
-            logits = score(real_tmp)
+            logits = score(real_tmp, real_c)
             r1 = L.r1_penalty(logits, real_tmp) * (r1_gamma / 2)
             # The zero-weighted logits tie every parameter (the last bias too) into the graph.
             (logits.reshape(len(logits), -1)[:, 0] * 0 + r1).mean().mul(cfg.r1_interval).backward()
@@ -368,15 +430,16 @@ class Trainer:
         cfg = self.cfg
         self.G.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
-        fake, _ = self._run_G(self._latents(B))
-        loss_g = L.g_nonsaturating_loss(self.D(fake, None)).mean()
+        c = self._fake_labels(B)
+        fake, _ = self._run_G(self._latents(B), c)
+        loss_g = L.g_nonsaturating_loss(self.D(fake, c)).mean()
         self._meter.add("loss_G", loss_g.detach())
         if self.D_read is not None:
             loss_read = L.g_nonsaturating_loss(self.D_read(self.reader(fake))).mean()
             self._meter.add("loss_G_read", loss_read.detach())
             loss_g = loss_g + cfg.reader_weight * loss_read
         for region in cfg.local_critics:
-            loss_local = L.g_nonsaturating_loss(self.D_local[region.name](region.crop(fake), None)).mean()
+            loss_local = L.g_nonsaturating_loss(self.D_local[region.name](region.crop(fake), c)).mean()
             self._meter.add(f"loss_G_{region.name}", loss_local.detach())
             loss_g = loss_g + cfg.local_weight * loss_local
         loss_g.backward()
@@ -386,7 +449,8 @@ class Trainer:
         if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
             self.opt_G.zero_grad(set_to_none=True)
             n = max(1, B // cfg.pl_batch_shrink)
-            img, ws = self._run_G(self._latents(n))
+            c = self._fake_labels(n)
+            img, ws = self._run_G(self._latents(n), c)
             lengths = L.path_length(img, ws, torch.randn(img.shape, generator=self.latent_gen))
             self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
             penalty = (lengths - self.pl_mean).square() * cfg.pl_weight

@@ -19,18 +19,24 @@ from rig.stylegan2.training.snapshot import latest_snapshot
 
 def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: str = "64",
                     resume: bool = False, progress: bool = True, init: str | os.PathLike | None = None,
-                    **overrides) -> tuple[Trainer, Path | None]:
+                    cond: str | None = None, **overrides) -> tuple[Trainer, Path | None]:
     """Train (or with ``resume`` continue) a generator on the world dataset in ``data_dir``.
 
     ``config`` names a preset (tiny, 64, 128); ``overrides`` are TrainConfig fields (None values are
     ignored). On resume only schedule fields may change and the preset is ignored (the snapshot's
     config rules). ``init`` (a network file or ``"default"``, new runs only) starts from its weights
     (``Trainer.start``). A config with a ``reader`` (a face-encoder file or "default") trains a reading
-    critic on that encoder's readings (``reading_d``). Returns the trainer and the last snapshot written.
+    critic on that encoder's readings (``reading_d``). ``cond="preset"`` (new runs only) trains a
+    class-conditional G whose label is each image's named expression preset, or 'none'
+    (``preset_labels``). Returns the trainer and the last snapshot written.
     """
     from rig.world.dataset import WorldDataset
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if cond not in (None, "preset"):
+        raise InputError(f"--cond {cond!r}: the only label a world dataset gives is 'preset'")
+    if resume and cond is not None:
+        raise InputError("--cond sets up a new run; a resumed run keeps its own labels")
     if resume and init is not None:
         raise InputError("--init starts a new run from a network's weights; a resumed run continues its own")
     if resume and latest_snapshot(run_dir) is None:  # before the (slow) image loading
@@ -51,6 +57,9 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
 
         cfg = TrainConfig.from_json(read_snapshot_meta(latest_snapshot(run_dir))["config"])
     else:
+        if cond == "preset":
+            names, _, prior = preset_labels(ds)
+            overrides.update(class_names=names, class_prior=prior)
         cfg = preset(config, **overrides)
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
@@ -60,14 +69,33 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         from rig.world.encoder import load_reader
 
         reader = load_reader(cfg.reader)
+    labels = None
+    if cfg.class_names:
+        names, per_image, _ = preset_labels(ds)
+        if names != cfg.class_names:
+            raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
+        labels = per_image[order]
     images = ds.load_images(progress=progress)[order]
     if resume:
-        trainer = Trainer.resume(run_dir, images, progress=progress, reader=reader, **overrides)
+        trainer = Trainer.resume(run_dir, images, progress=progress, reader=reader, labels=labels, **overrides)
     else:
-        trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress, reader=reader)
+        trainer = Trainer.start(cfg, images, run_dir, init=nets, progress=progress, reader=reader, labels=labels)
     with _stop_on_signals() as stopped:
         last = trainer.train(should_stop=stopped)
     return trainer, last
+
+
+def preset_labels(ds) -> tuple[tuple[str, ...], torch.Tensor, tuple[float, ...]]:
+    """Class labels of a world dataset ``ds`` by named expression preset: the class names ('none',
+    then the dataset's ``preset_names``), each image's class (N,) int64 (0 for an image drawn without a
+    preset) and how often each class occurs (summing to 1)."""
+    names = list(ds.info.get("preset_names", []))
+    if "preset" not in ds.params or not names:
+        raise InputError(f"{ds.root}: --cond preset needs a world dataset that records its named presets "
+                         "('preset' parameter and 'preset_names'); this one has none")
+    labels = torch.from_numpy(ds.params["preset"].astype(np.int64) + 1)
+    counts = torch.bincount(labels, minlength=len(names) + 1).double()
+    return ("none", *names), labels, tuple(float(v) for v in counts / counts.sum())
 
 
 def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...]) -> torch.Tensor:

@@ -1,0 +1,153 @@
+"""Class-conditional training: lifting an unconditional file, labels in the loop, labels in network
+files, and sampling labels by the stored class prior."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rig.errors import CheckpointError, InputError
+from rig.stylegan2.checkpoints import convert, load_generator, save_networks
+from rig.stylegan2.generate import GenerateConfig, class_prior, generate_images, sample_labels, seed_label, seed_latent
+from rig.stylegan2.training.data import ImageStream
+from rig.stylegan2.training.loop import Trainer, build_networks, lift_to_conditional
+from rig.stylegan2.training.run import preset_labels
+
+from .training_helpers import assert_same_snapshots, run_straight_and_resumed, smooth_images, tiny
+
+CLASSES = ("none", "a", "b")
+
+
+def _labels(n=12):
+    return torch.arange(n) % 3
+
+
+def _conditional(**kw):
+    return tiny(class_names=CLASSES, class_prior=(0.5, 0.25, 0.25), **kw)
+
+
+def _one_hot(classes):
+    return torch.nn.functional.one_hot(torch.as_tensor(classes), 3).float()
+
+
+def test_lifted_generator_draws_what_the_unconditional_one_drew_for_every_label():
+    G, D = build_networks(tiny())
+    Gc, Dc = build_networks(_conditional())
+    lift_to_conditional(Gc, G)
+    lift_to_conditional(Dc, D)
+    z = torch.randn(6, G.z_dim)
+    ref = G(z, None, noise_mode="const")
+    for k in range(3):
+        out = Gc(z, _one_hot([k] * 6), noise_mode="const")
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    # D's trunk is copied; its label mapping and output projection are new.
+    for key, value in D.state_dict().items():
+        if not key.startswith("b4.out."):
+            assert torch.equal(Dc.state_dict()[key], value), key
+    assert Dc.b4.out.weight.shape[0] > 1 and any(k.startswith("mapping.") for k in Dc.state_dict())
+    # Another architecture is refused.
+    G_wide, _ = build_networks(tiny(channel_max=32))
+    with pytest.raises(RuntimeError, match="shape"):
+        lift_to_conditional(Gc, G_wide)
+
+
+def test_stream_indices_name_the_images_they_came_from():
+    imgs = torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).repeat(1, 3, 2, 2) * 40
+    stream = ImageStream(imgs, seed=3, xflip=True)
+    for _ in range(4):  # crosses two epochs of 10 items
+        batch, idx = stream.next_indexed(3)
+        assert idx.max() < 5
+        assert torch.equal(((batch[:, 0, 0, 0] + 1) * 127.5).round().long(), idx * 40)
+
+
+def test_conditional_run_labels_reals_and_fakes_by_the_data(tmp_path):
+    imgs = smooth_images()
+    labels = torch.tensor([0] * 8 + [1] * 3 + [2] * 1)
+    t = Trainer.start(_conditional(kimg=0.008), imgs, tmp_path, progress=False, labels=labels)
+    drawn = t._fake_labels(12000).sum(0) / 12000  # fakes get the labels of uniformly drawn images
+    torch.testing.assert_close(drawn, torch.tensor([8, 3, 1]) / 12, atol=0.015, rtol=0)
+    assert t.grid_c.argmax(1).tolist() == [0, 1, 2, 0]  # the sample grid shows every class in turn
+    with pytest.raises(InputError, match="labels"):
+        Trainer.start(_conditional(), imgs, tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="labels"):
+        Trainer.start(tiny(), imgs, tmp_path / "y", progress=False, labels=labels)
+    with pytest.raises(InputError, match="class indices"):
+        Trainer.start(_conditional(), imgs, tmp_path / "z", progress=False, labels=labels + 1)
+
+
+def test_conditional_run_resumes_bit_exactly_and_stores_its_labels(tmp_path):
+    cfg = _conditional(kimg=0.032, snapshot_kimg=0.016)
+    run_straight_and_resumed(cfg, smooth_images(), tmp_path, labels=_labels())
+    a = assert_same_snapshots(tmp_path / "a", tmp_path / "b")
+    assert "G.mapping.embed.weight" in a and "D.mapping.embed.weight" in a
+    G = load_generator(tmp_path / "a" / "network-latest.safetensors")
+    assert G.c_dim == 3 and G.class_names == CLASSES and G.class_prior == (0.5, 0.25, 0.25)
+    # `rig convert --only G_ema` (how a generator ships) keeps them.
+    convert(tmp_path / "a" / "network-latest.safetensors", tmp_path / "g.safetensors", only=("G_ema",))
+    assert load_generator(tmp_path / "g.safetensors").class_prior == (0.5, 0.25, 0.25)
+
+
+def test_config_labels_round_trip_and_checks():
+    cfg = _conditional()
+    assert type(cfg).from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    for bad in (dict(class_names=("only",), class_prior=()), dict(class_names=("a", "a"), class_prior=()),
+                dict(class_prior=(0.5, 0.5, 0.5)), dict(class_prior=(0.5, 0.5))):
+        with pytest.raises(InputError, match="class"):
+            cfg.replace(**bad)
+
+
+def test_corrupt_labels_header_is_refused(tmp_path):
+    G, _ = build_networks(_conditional())
+    path = tmp_path / "g.safetensors"
+    save_networks(path, {"G_ema": G}, extra={"labels": {"class_names": ["a", "b"], "class_prior": [0.5, 0.5]}})
+    with pytest.raises(CheckpointError, match="c_dim"):
+        load_generator(path)
+
+
+def test_labels_by_seed_and_by_generator():
+    G, _ = build_networks(_conditional())
+    G.class_prior = (0.5, 0.25, 0.25)
+    np.testing.assert_array_equal(class_prior(G), [0.5, 0.25, 0.25])
+    labels = np.concatenate([seed_label(s, G) for s in range(4000)])
+    assert (labels.sum(1) == 1).all()
+    np.testing.assert_allclose(labels.mean(0), [0.5, 0.25, 0.25], atol=0.03)
+    assert np.array_equal(seed_label(7, G), seed_label(7, G))
+    c = sample_labels(G, 4000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(c.mean(0), torch.tensor([0.5, 0.25, 0.25]), atol=0.03, rtol=0)
+    G_plain, _ = build_networks(tiny())
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    assert sample_labels(G_plain, 5, gen) is None and torch.equal(gen.get_state(), state)  # nothing drawn
+
+
+def test_generate_draws_a_label_per_seed_from_the_stored_prior(tmp_path):
+    G, _ = build_networks(_conditional())
+    with torch.no_grad():
+        G.mapping.fc0.weight[:, G.z_dim:] *= 50  # make the label matter
+    save_networks(tmp_path / "c.safetensors", {"G_ema": G},
+                  extra={"labels": {"class_names": list(CLASSES), "class_prior": [0.0, 0.0, 1.0]}})
+    generate_images(GenerateConfig(network=str(tmp_path / "c.safetensors"), outdir=tmp_path / "o", seeds=(3,)),
+                    progress=False)
+    from PIL import Image
+
+    got = np.asarray(Image.open(tmp_path / "o" / "seed0003.png"))
+    G.eval()
+    with torch.no_grad():
+        ref = G(torch.from_numpy(seed_latent(3, G.z_dim)), _one_hot([2]), noise_mode="const")
+    want = (ref.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy()
+    np.testing.assert_array_equal(got, want)
+    save_networks(tmp_path / "n.safetensors", {"G_ema": G})  # no stored prior: a class must be named
+    with pytest.raises(InputError, match="--class"):
+        generate_images(GenerateConfig(network=str(tmp_path / "n.safetensors"), outdir=tmp_path / "p"), progress=False)
+
+
+def test_preset_labels_of_a_world_dataset():
+    ds = type("DS", (), {"root": "w", "info": {"preset_names": ["smile", "blink"]},
+                         "params": {"preset": np.array([-1, 1, -1, 0, -1, 1])}})()
+    names, labels, prior = preset_labels(ds)
+    assert names == ("none", "smile", "blink")
+    assert labels.tolist() == [0, 2, 0, 1, 0, 2]
+    np.testing.assert_allclose(prior, [0.5, 1 / 6, 1 / 3])
+    with pytest.raises(InputError, match="named presets"):
+        preset_labels(type("DS", (), {"root": "w", "info": {}, "params": {}})())
