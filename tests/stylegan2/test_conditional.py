@@ -10,6 +10,7 @@ import torch
 from rig.errors import CheckpointError, InputError
 from rig.stylegan2.checkpoints import convert, load_generator, save_networks
 from rig.stylegan2.generate import GenerateConfig, class_prior, generate_images, sample_labels, seed_label, seed_latent
+from rig.stylegan2.mapping import normalize_2nd_moment
 from rig.stylegan2.training.data import ImageStream
 from rig.stylegan2.training.loop import Trainer, build_networks, lift_to_conditional
 from rig.stylegan2.training.run import preset_labels
@@ -34,13 +35,25 @@ def _one_hot(classes):
 def test_lifted_generator_draws_what_the_unconditional_one_drew_for_every_label():
     G, D = build_networks(tiny())
     Gc, Dc = build_networks(_conditional())
-    lift_to_conditional(Gc, G)
+    lift_to_conditional(Gc, G, label_scale=0.0)
     lift_to_conditional(Dc, D)
     z = torch.randn(6, G.z_dim)
     ref = G(z, None, noise_mode="const")
     for k in range(3):
         out = Gc(z, _one_hot([k] * 6), noise_mode="const")
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    # The default keeps a label offset in W of ~label_scale^2 of z's variance; the z part is the source's.
+    Gs, _ = build_networks(_conditional())
+    lift_to_conditional(Gs, G)
+    with torch.no_grad():
+        fc0, fc0_src = Gs.mapping.fc0, G.mapping.fc0
+        zn = normalize_2nd_moment(z)
+        yn = normalize_2nd_moment(Gs.mapping.embed(torch.eye(3)))
+        w_z = zn @ (fc0.weight[:, :G.z_dim] * fc0.weight_gain).T
+        torch.testing.assert_close(w_z, zn @ (fc0_src.weight * fc0_src.weight_gain).T, atol=1e-5, rtol=1e-5)
+        w_c = yn @ (fc0.weight[:, G.z_dim:] * fc0.weight_gain).T
+    assert 0.1 < float(w_c.var() / w_z.var()) < 0.6  # 0.5^2 in expectation (randn-initialised label columns)
+    assert not torch.allclose(Gs(z, _one_hot([1] * 6), noise_mode="const"), Gs(z, _one_hot([2] * 6), noise_mode="const"))
     # D's trunk is copied; its label mapping and output projection are new.
     for key, value in D.state_dict().items():
         if not key.startswith("b4.out."):
