@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from rig.errors import InputError
 from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
-from rig.world.encoder_train import EncoderTrainConfig, train_encoder
-from rig.world.evaluate import GeneratorReport, read_generator_and_world, report_from_readings
+from rig.world.encoder_train import EncoderTrainConfig, predict, train_encoder
+from rig.world.evaluate import GeneratorReport, label_readings, read_generator_and_world, report_from_readings
 
 
 def _load_world(data_dir: str | os.PathLike, progress: bool):
@@ -67,6 +68,11 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
         raise InputError(f"{data_dir}: {len(ds)} images, evaluation with --n {n} needs {2 * n}")
     readings = read_generator_and_world(G, enc, images, n, seed)
     presets = _world_presets(ds.info)
+    by_label = {}
+    preset_names = [str(x) for x in ds.info.get("preset_names", ())]
+    if G.c_dim > 0 and tuple(getattr(G, "class_names", ())) == ("none", *preset_names):
+        by_label = label_readings(_read_by_label(G, enc, preset_names, max(1, n // 10), seed),
+                                  readings.world.expression.numpy(), ds.params["preset"][:n], preset_names, presets)
     names = tuple(str(x) for x in ds.info.get("expression_names", ()))
     if sheets_dir is not None:
         from rig.world.sheets import write_preset_extremes, write_sheets
@@ -75,7 +81,25 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
         if presets:
             write_preset_extremes(Path(sheets_dir) / "presets.png", images[:n], ds.params["expression"][:n],
                                   readings.fake, readings.generated.expression.numpy(), presets)
-    return report_from_readings(readings, ds.params, names, presets)
+    report = report_from_readings(readings, ds.params, names, presets)
+    return dataclasses.replace(report, label_readings={f"preset:{k}": v for k, v in by_label.items()})
+
+
+def _read_by_label(G, enc, preset_names: list[str], m: int, seed: int) -> dict:
+    """preset name -> (m, E) encoder expression readings of ``G``'s images with that preset's label (class
+    k + 1 of a ``--cond preset`` generator), the same m latents for every label."""
+    import torch
+
+    from rig.stylegan2.generate import to_uint8_nhwc
+
+    z = torch.randn((m, G.z_dim), generator=torch.Generator().manual_seed(seed + 1))
+    out = {}
+    with torch.no_grad():
+        for k, name in enumerate(preset_names):
+            c = torch.nn.functional.one_hot(torch.full((m,), k + 1), G.c_dim).to(torch.float32)
+            img = torch.from_numpy(to_uint8_nhwc(G(z, c, noise_mode="const"))).permute(0, 3, 1, 2)
+            out[name] = predict(enc, img).expression.numpy()
+    return out
 
 
 def _world_presets(info: dict) -> dict:

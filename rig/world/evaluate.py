@@ -88,6 +88,25 @@ def preset_ratios_by_tone(gen_expression: np.ndarray, gen_grey: np.ndarray, worl
     return {k: tuple(tone.get(k, float("nan")) for tone in per_tone) for k in preset_directions(presets)}
 
 
+def label_readings(generated: dict[str, np.ndarray], world_expression: np.ndarray, world_preset: np.ndarray,
+                   preset_names: list[str], presets: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """How strongly a conditional generator draws each preset when given its label.
+
+    generated: preset name -> (M, E) expressions the encoder read off images generated with that label.
+    world_expression (N, E): the encoder's readings of world images; world_preset (N,): the index into
+    ``preset_names`` each was drawn with (-1: none). Returns name -> (mean projection of the generated
+    readings, of the world images of that preset) on ``preset_directions(presets)``; presets the world
+    sample has no image of are left out."""
+    directions = preset_directions(presets)
+    out = {}
+    for name, expr in generated.items():
+        drawn = np.asarray(world_preset) == preset_names.index(name)
+        if name in directions and drawn.any():
+            d = directions[name]
+            out[name] = (float((np.asarray(expr) @ d).mean()), float((np.asarray(world_expression)[drawn] @ d).mean()))
+    return out
+
+
 def _ratio(a: float, b: float) -> float:
     return a / max(b, 1e-12)
 
@@ -106,6 +125,7 @@ class GeneratorReport:
     spread_world_read: dict
     spread_world: dict
     tone_ratios: dict = field(default_factory=dict)  # "preset:<name>" -> (light, dark), see preset_ratios_by_tone
+    label_readings: dict = field(default_factory=dict)  # "preset:<name>" -> (generated, world), see label_readings
 
     def ratios(self, reference: str = "read") -> dict[str, float]:
         """generated / world std per key; ``reference`` 'read' (encoder on world images) or 'prior'."""
@@ -156,6 +176,10 @@ class GeneratorReport:
             if split:
                 out.append(f"  light and dark faces differ by more than 0.5 for {', '.join(split)}: "
                            "look at presets.png before trusting those spreads")
+        if self.label_readings:
+            out.append("labels of the conditional generator: mean reading along each preset, generated with that label / "
+                       "world images drawn with it: " + ", ".join(f"{k[7:]} {g:.2f} / {w:.2f}"
+                                                                 for k, (g, w) in self.label_readings.items()))
         for reference, label in (("read", "the world read by the encoder"), ("prior", "the world prior")):
             misses = self.shortfalls(reference=reference)
             verdict = "met" if not misses else "missed: " + ", ".join(misses)

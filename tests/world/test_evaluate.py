@@ -147,3 +147,22 @@ def test_report_prints_tone_ratios_and_warns_when_they_split():
     assert rep.shortfalls() == []  # a diagnostic, not part of the bar
     plain = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys), dict(keys), dict(keys))
     assert "face tone" not in "\n".join(plain.lines())
+
+
+def test_label_readings_compare_each_label_with_the_world_images_of_its_preset():
+    from rig.world.evaluate import GeneratorReport, label_readings
+
+    presets = {"blink": np.array([3.0, 4.0, 0.0]), "smile": np.array([0.0, 0.0, 2.0]), "jaw_open": np.zeros(3)}
+    world = np.array([[0.3, 0.4, 0.0], [0.6, 0.8, 1.0], [0.0, 0.0, 0.5], [9.0, 9.0, 9.0]])
+    drawn = np.array([0, 0, 1, -1])  # index into the names below; -1: no preset
+    generated = {"blink": np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 7.0]]), "smile": np.array([[0.0, 0.0, 0.2]]),
+                 "jaw_open": np.ones((1, 3))}
+    out = label_readings(generated, world, drawn, ["blink", "smile", "jaw_open"], presets)
+    # blink direction (0.6, 0.8, 0): generated 0.8 and 0.6 -> 0.7; world rows 0, 1: 0.5 and 1.0 -> 0.75
+    assert out["blink"] == pytest.approx((0.7, 0.75))
+    assert out["smile"] == pytest.approx((0.2, 0.5))
+    assert "jaw_open" not in out  # no expression direction (and no world image of it)
+    keys = {"yaw": 0.1, "pitch": 0.1, "jaw": 0.1}
+    rep = GeneratorReport(10, 1.0, 0.5, 0.96, dict(keys), dict(keys), dict(keys),
+                          label_readings={f"preset:{k}": v for k, v in out.items()})
+    assert "world images drawn with it: blink 0.70 / 0.75, smile 0.20 / 0.50" in "\n".join(rep.lines())
