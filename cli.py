@@ -154,7 +154,7 @@ def render_cmd(face_model: str, params_file: str | None, expr: str | None, yaw: 
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
               help="Truncate only the first N ws (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label of a conditional network (default: drawn per seed by the class frequencies its file stores, as rig's --cond runs do).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--save-raw", is_flag=True, help="Also write seedNNNN.npy: the float32 (C,H,W) image before clamping.")
