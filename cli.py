@@ -154,7 +154,8 @@ def render_cmd(face_model: str, params_file: str | None, expr: str | None, yaw: 
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
               help="Truncate only the first N ws (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label of a conditional network (default: drawn per seed by the class frequencies its file stores, as rig's --cond runs do).")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label of a conditional network (default: drawn per seed by the class "
+                   "frequencies its file stores, as rig's --cond runs do).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--save-raw", is_flag=True, help="Also write seedNNNN.npy: the float32 (C,H,W) image before clamping.")
@@ -287,8 +288,8 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
                                    reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma,
                                    local_critics=parse_local_regions(local_d) if local_d else None,
                                    local_weight=local_weight)
-    if resume and (local_d or cond or any(v is not None for v in (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight,
-                                                          reader_r1_gamma, local_weight))):
+    new_run_only = (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma, local_weight)
+    if resume and (local_d or cond or any(v is not None for v in new_run_only)):
         raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr, --cond, the --reader and the --local "
                                "options set up a new run; a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,

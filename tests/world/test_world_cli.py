@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -82,6 +83,29 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     ema, raw = (eval_generator_on_world(run / "network-latest.safetensors", data, enc, 8, progress=False, which=w)
                 for w in ("G_ema", "G"))
     assert raw.frd_floor == ema.frd_floor and raw.frd != ema.frd
+    # A class-conditional fine-tune with an eyes critic, lifted from the unconditional run.
+    cond = tmp_path / "cond-run"
+    _run(["train", "generator", "--data", str(data), "--out", str(cond), "--config", "tiny", "--kimg", "0.008",
+          "--init", str(run / "network-latest.safetensors"), "--cond", "preset", "--local-d", "eyes",
+          "--g-freeze-kimg", "0.004", "--quiet"])
+    from rig.world.dataset import WorldDataset
+
+    ds = WorldDataset(data, keys=[])
+    counts = np.bincount(ds.params["preset"] + 1, minlength=12)
+    saved = json.loads((cond / "config.json").read_text())
+    assert saved["class_names"] == ["none", *ds.info["preset_names"]]
+    np.testing.assert_allclose(saved["class_prior"], counts / counts.sum())
+    assert saved["local_critics"][0]["name"] == "eyes"
+    assert "trained to 0.012 kimg" in _run(["train", "generator", "--data", str(data), "--out", str(cond), "--resume",
+                                            "--kimg", "0.012", "--quiet"])
+    refused = CliRunner().invoke(main, ["train", "generator", "--data", str(data), "--out", str(cond), "--resume",
+                                        "--cond", "preset"])
+    assert refused.exit_code == 2 and "new run" in refused.output
+    _run(["generate", "--network", str(cond / "network-latest.safetensors"), "--seeds", "0-1", "--outdir", str(tmp_path / "cg")])
+    assert (tmp_path / "cg" / "seed0001.png").is_file()  # labels drawn per seed: no --class needed
+    out = _run(["eval", "generator", "--network", str(cond / "network-latest.safetensors"), "--data", str(data),
+                "--encoder", str(enc), "--n", "8", "--quiet"])
+    assert "labels of the conditional generator" in out
     refused = CliRunner().invoke(main, ["eval", "generator", "--network", "default", "--which", "G", "--n", "4", "--quiet"])
     assert refused.exit_code != 0 and "holds no G network" in refused.output  # the default ships G_ema alone
 

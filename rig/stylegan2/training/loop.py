@@ -59,11 +59,13 @@ NetworkBuilder = Callable[[TrainConfig, int], "tuple[torch.nn.Module, torch.nn.M
 
 
 def build_networks(cfg: TrainConfig, img_channels: int = 3) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """rig's StyleGAN2 G and D for ``cfg`` (no conditioning, fp32 everywhere, no conv clamp)."""
+    """rig's StyleGAN2 G and D for ``cfg`` (class-conditional when ``cfg.class_names`` is set; fp32
+    everywhere, no conv clamp)."""
     from rig.stylegan2.networks import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
     G = Generator(GeneratorConfig(
-        z_dim=cfg.z_dim, c_dim=len(cfg.class_names), w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=img_channels,
+        z_dim=cfg.z_dim, c_dim=len(cfg.class_names), w_dim=cfg.w_dim, img_resolution=cfg.resolution,
+        img_channels=img_channels,
         mapping=MappingConfig(num_layers=cfg.mapping_layers),
         synthesis=SynthesisConfig(channel_base=cfg.channel_base, channel_max=cfg.channel_max)))
     return G, build_discriminator(cfg, cfg.resolution, img_channels)
@@ -161,8 +163,10 @@ class Trainer:
         cfg.validate()
         c_dim = len(cfg.class_names)
         if (labels is not None) != (c_dim > 0):
-            raise InputError(f"train config has {c_dim} classes but the trainer was given {'no' if labels is None else ''} labels")
-        if labels is not None and (labels.shape != (len(images),) or int(labels.min()) < 0 or int(labels.max()) >= c_dim):
+            raise InputError(f"train config has {c_dim} classes but the trainer was given "
+                             f"{'no labels' if labels is None else 'labels'}")
+        if labels is not None and (labels.shape != (len(images),) or int(labels.min()) < 0
+                                   or int(labels.max()) >= c_dim):
             raise InputError(f"labels must be ({len(images)},) class indices in 0..{c_dim - 1}")
         if images.ndim != 4 or images.shape[2] != cfg.resolution or images.shape[3] != cfg.resolution:
             raise InputError(f"training images are {tuple(images.shape)}, config wants (N, C, {cfg.resolution}, {cfg.resolution})")
