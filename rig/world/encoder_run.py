@@ -9,7 +9,8 @@ from pathlib import Path
 from rig.errors import InputError
 from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
 from rig.world.encoder_train import EncoderTrainConfig, predict, train_encoder
-from rig.world.evaluate import GeneratorReport, label_readings, read_generator_and_world, report_from_readings
+from rig.world.evaluate import (GeneratorReport, generate_uint8, label_readings, read_generator_and_world,
+                                report_from_readings)
 
 
 def _load_world(data_dir: str | os.PathLike, progress: bool):
@@ -90,15 +91,10 @@ def _read_by_label(G, enc, preset_names: list[str], m: int, seed: int) -> dict:
     k + 1 of a ``--cond preset`` generator), the same m latents for every label."""
     import torch
 
-    from rig.stylegan2.generate import to_uint8_nhwc
-
-    z = torch.randn((m, G.z_dim), generator=torch.Generator().manual_seed(seed + 1))
     out = {}
-    with torch.no_grad():
-        for k, name in enumerate(preset_names):
-            c = torch.nn.functional.one_hot(torch.full((m,), k + 1), G.c_dim).to(torch.float32)
-            img = torch.from_numpy(to_uint8_nhwc(G(z, c, noise_mode="const"))).permute(0, 3, 1, 2)
-            out[name] = predict(enc, img).expression.numpy()
+    for k, name in enumerate(preset_names):
+        c = torch.nn.functional.one_hot(torch.full((m,), k + 1), G.c_dim).to(torch.float32)
+        out[name] = predict(enc, generate_uint8(G, m, seed + 1, labels=c)).expression.numpy()
     return out
 
 

@@ -211,23 +211,27 @@ def spread_along_presets(expressions: np.ndarray, presets: dict[str, np.ndarray]
 
 
 @torch.no_grad()
-def generate_float(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
-    """(n, 3, S, S) float images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise); a
-    conditional G's labels are drawn after the latents, by its class prior (``sample_labels``)."""
+def generate_float(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, 3, S, S) float images in [-1, 1] of ``G`` for z drawn from ``seed`` (constant noise). A
+    conditional G gets ``labels`` (n, c_dim) one-hot, or by default labels drawn after the latents by
+    its class prior (``sample_labels``)."""
     from rig.stylegan2.generate import sample_labels
 
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn((n, G.z_dim), generator=gen)
-    c = sample_labels(G, n, gen)
+    c = sample_labels(G, n, gen) if labels is None else labels
     return torch.cat([G(z[i:i + batch], None if c is None else c[i:i + batch], truncation_psi=truncation_psi,
                         noise_mode="const") for i in range(0, n, batch)])
 
 
-def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0) -> torch.Tensor:
+def generate_uint8(G, n: int, seed: int, batch: int = 32, truncation_psi: float = 1.0,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
     """``generate_float`` quantised as PNGs are: (n, 3, S, S) uint8."""
     from rig.stylegan2.generate import to_uint8_nhwc
 
-    return torch.from_numpy(to_uint8_nhwc(generate_float(G, n, seed, batch, truncation_psi))).permute(0, 3, 1, 2)
+    images = generate_float(G, n, seed, batch, truncation_psi, labels)
+    return torch.from_numpy(to_uint8_nhwc(images)).permute(0, 3, 1, 2)
 
 
 class Readings(NamedTuple):

@@ -52,14 +52,14 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
             warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
                           "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
     ds = WorldDataset(data_dir, keys=[])
+    classes = preset_labels(ds) if cond == "preset" else None  # (names, per-image class, frequencies)
     if resume:
         from rig.stylegan2.training.snapshot import read_snapshot_meta
 
         cfg = TrainConfig.from_json(read_snapshot_meta(latest_snapshot(run_dir))["config"])
     else:
-        if cond == "preset":
-            names, _, prior = preset_labels(ds)
-            overrides.update(class_names=names, class_prior=prior)
+        if classes is not None:
+            overrides.update(class_names=classes[0], class_prior=classes[2])
         cfg = preset(config, **overrides)
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
@@ -71,7 +71,7 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         reader = load_reader(cfg.reader)
     labels = None
     if cfg.class_names:
-        names, per_image, _ = preset_labels(ds)
+        names, per_image, _ = classes or preset_labels(ds)
         if names != cfg.class_names:
             raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
         labels = per_image[order]
@@ -89,13 +89,20 @@ def preset_labels(ds) -> tuple[tuple[str, ...], torch.Tensor, tuple[float, ...]]
     """Class labels of a world dataset ``ds`` by named expression preset: the class names ('none',
     then the dataset's ``preset_names``), each image's class (N,) int64 (0 for an image drawn without a
     preset) and how often each class occurs (summing to 1)."""
-    names = list(ds.info.get("preset_names", []))
-    if "preset" not in ds.params or not names:
-        raise InputError(f"{ds.root}: --cond preset needs a world dataset that records its named presets "
-                         "('preset' parameter and 'preset_names'); this one has none")
-    labels = torch.from_numpy(ds.params["preset"].astype(np.int64) + 1)
+    names, drawn = _recorded_presets(ds, "--cond preset")
+    labels = torch.from_numpy(drawn.astype(np.int64) + 1)
     counts = torch.bincount(labels, minlength=len(names) + 1).double()
     return ("none", *names), labels, tuple(float(v) for v in counts / counts.sum())
+
+
+def _recorded_presets(ds, option: str) -> tuple[list[str], np.ndarray]:
+    """The named presets a world dataset ``ds`` drew from (``preset_names``) and each image's index into
+    them (N,) (-1: none); raises ``InputError`` naming ``option`` when the dataset has no such record."""
+    names = [str(n) for n in ds.info.get("preset_names", [])]
+    if "preset" not in ds.params or not names:
+        raise InputError(f"{ds.root}: {option} needs a world dataset that records its named presets "
+                         "('preset' parameter and 'preset_names'); this one has none")
+    return names, ds.params["preset"]
 
 
 def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...]) -> torch.Tensor:
@@ -104,11 +111,7 @@ def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...]) -> torch.Tens
     dataset order. Without ``preset_repeat`` it is simply 0..N-1."""
     counts = np.ones(len(ds), np.int64)
     if preset_repeat:
-        names = list(ds.info.get("preset_names", []))
-        if "preset" not in ds.params or not names:
-            raise InputError(f"{ds.root}: preset_repeat needs a world dataset that records its named presets "
-                             "('preset' parameter and 'preset_names'); this one has none")
-        drawn = ds.params["preset"]
+        names, drawn = _recorded_presets(ds, "preset_repeat")
         for name, k in preset_repeat:
             if name not in names:
                 raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets ({', '.join(names)})")
