@@ -11,7 +11,7 @@ from rig.errors import CheckpointError, InputError
 from rig.stylegan2.checkpoints import convert, load_generator, save_networks
 from rig.stylegan2.generate import GenerateConfig, class_prior, generate_images, sample_labels, seed_label, seed_latent
 from rig.stylegan2.mapping import normalize_2nd_moment
-from rig.stylegan2.training.data import ImageStream
+from rig.stylegan2.training.data import ImageStream, mirrored_classes
 from rig.stylegan2.training.loop import Trainer, build_networks, lift_to_conditional
 from rig.stylegan2.training.run import preset_labels
 
@@ -65,13 +65,37 @@ def test_lifted_generator_draws_what_the_unconditional_one_drew_for_every_label(
         lift_to_conditional(Gc, G_wide)
 
 
-def test_stream_indices_name_the_images_they_came_from():
+def test_stream_indices_name_the_images_they_came_from_and_say_which_are_mirrored():
+    # Image i is 40 * i in its left column and 40 * i + 20 in its right one, so a mirror shows.
     imgs = torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).repeat(1, 3, 2, 2) * 40
+    imgs[..., 1] += 20
     stream = ImageStream(imgs, seed=3, xflip=True)
+    seen = []
     for _ in range(4):  # crosses two epochs of 10 items
-        batch, idx = stream.next_indexed(3)
+        batch, idx, mirrored = stream.next_indexed(3)
         assert idx.max() < 5
-        assert torch.equal(((batch[:, 0, 0, 0] + 1) * 127.5).round().long(), idx * 40)
+        left = ((batch[:, 0, 0, 0] + 1) * 127.5).round().long()
+        assert torch.equal(left, idx * 40 + 20 * mirrored.long())
+        seen += list(zip(idx.tolist(), mirrored.tolist()))
+    assert sorted(seen[:10]) == [(i, m) for i in range(5) for m in (False, True)]  # one epoch: each image both ways
+
+
+def test_mirrored_classes_swap_left_and_right_twins():
+    assert mirrored_classes(("none", "wink_left", "smile", "wink_right")).tolist() == [0, 3, 2, 1]
+    assert mirrored_classes(("left", "right", "leftover")).tolist() == [1, 0, 2]  # whole words only
+    with pytest.raises(InputError, match="brow_left"):
+        mirrored_classes(("none", "brow_left"))
+
+
+def test_a_mirrored_real_image_takes_its_twin_class(tmp_path):
+    names = ("none", "wink_left", "wink_right")
+    idx = torch.tensor([0, 1, 2, 3, 4, 5])
+    mirrored = torch.tensor([True, True, True, False, False, False])
+    labels = torch.tensor([1, 2, 0, 1, 2, 0] * 2)
+    for xflip, expect in ((True, [2, 1, 0, 1, 2, 0]), (False, [1, 2, 0, 1, 2, 0])):
+        cfg = tiny(class_names=names, class_prior=(0.5, 0.25, 0.25), xflip=xflip)
+        t = Trainer.start(cfg, smooth_images(), tmp_path / str(xflip), progress=False, labels=labels)
+        assert t._real_classes(idx, mirrored).tolist() == expect
 
 
 def test_conditional_run_labels_reals_and_fakes_by_the_data(tmp_path):

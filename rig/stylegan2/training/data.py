@@ -39,9 +39,9 @@ class ImageStream:
         """The next ``batch`` images as float32 (batch, C, H, W) in [-1, 1] (crossing epochs as needed)."""
         return self.next_indexed(batch)[0]
 
-    def next_indexed(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``next(batch)`` and the (batch,) int64 indices into ``images`` the batch came from (a mirrored
-        item gives its source image's index)."""
+    def next_indexed(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``next(batch)``, the (batch,) int64 indices into ``images`` the batch came from (a mirrored
+        item gives its source image's index) and which items are mirrored (batch,) bool."""
         picks = []
         while len(picks) < batch:
             if self.position == len(self._order):
@@ -57,7 +57,7 @@ class ImageStream:
         flip = idx >= n
         if flip.any():
             imgs[flip] = imgs[flip].flip(3)
-        return imgs.to(torch.float32) / 127.5 - 1.0, idx % n
+        return imgs.to(torch.float32) / 127.5 - 1.0, idx % n, flip
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
@@ -66,3 +66,23 @@ class ImageStream:
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
         self._order = self._epoch_order(self.epoch)
+
+
+def mirrored_classes(class_names) -> torch.Tensor:
+    """Each class's index after a left-right mirror of its image (K,) int64: a name with a ``left`` or
+    ``right`` word (``wink_left``) maps to its twin (``wink_right``), every other class to itself.
+
+    A class-conditional run with x-flip needs it: a mirrored left wink is a right wink, and keeping its
+    label would teach G that either label means either wink. Raises ``InputError`` for a sided class
+    without its twin (such a dataset cannot be x-flipped).
+    """
+    names = list(class_names)
+    swap = {"left": "right", "right": "left"}
+    order = []
+    for name in names:
+        words = name.split("_")
+        twin = "_".join(swap.get(word, word) for word in words)
+        if twin not in names:
+            raise InputError(f"class {name!r} has no mirrored twin {twin!r}: train without x-flip")
+        order.append(names.index(twin))
+    return torch.tensor(order, dtype=torch.int64)

@@ -40,7 +40,7 @@ from rig.errors import CheckpointError, InputError
 from rig.io.atomic import write_text_atomic
 from rig.stylegan2.training import loss as L
 from rig.stylegan2.training.config import TrainConfig
-from rig.stylegan2.training.data import ImageStream
+from rig.stylegan2.training.data import ImageStream, mirrored_classes
 from rig.stylegan2.training.ema import ema_beta, update_ema
 from rig.stylegan2.training.reading_d import ReadingDiscriminator, read_images
 from rig.stylegan2.training.report import save_grid, save_loss_plot
@@ -195,6 +195,8 @@ class Trainer:
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 3)
         self.grid_z = torch.randn((cfg.grid_size, cfg.z_dim), generator=torch.Generator().manual_seed(cfg.seed + 2))
         self.labels = labels
+        # A mirrored image's class: its own, or its left-right twin's (``mirrored_classes``).
+        self.mirror_class = mirrored_classes(cfg.class_names) if c_dim and cfg.xflip else None
         self.grid_c = self._one_hot(torch.arange(cfg.grid_size) % c_dim) if c_dim else None  # every class in turn
         pl = cfg.pl_weight > 0
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval if pl else None)
@@ -350,6 +352,14 @@ class Trainer:
     def _one_hot(self, classes: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.one_hot(classes, len(self.cfg.class_names)).to(torch.float32)
 
+    def _real_classes(self, idx: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+        """Classes (B,) int64 of the dataset images ``idx`` (B,) as the stream gave them: a ``mirrored``
+        (B,) bool image takes its class's left-right twin."""
+        classes = self.labels[idx]
+        if self.mirror_class is None:
+            return classes
+        return torch.where(mirrored, self.mirror_class[classes], classes)
+
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         """One-hot labels (n, c_dim) of ``n`` uniformly drawn dataset images; None when unconditional
         (and then nothing is drawn, so unconditional runs keep their random streams)."""
@@ -382,8 +392,8 @@ class Trainer:
     def _train_step(self) -> None:
         cfg = self.cfg
         B = cfg.batch
-        real, real_idx = self.stream.next_indexed(B)
-        real_c = None if self.labels is None else self._one_hot(self.labels[real_idx])
+        real, real_idx, mirrored = self.stream.next_indexed(B)
+        real_c = None if self.labels is None else self._one_hot(self._real_classes(real_idx, mirrored))
 
         g_frozen = self.nimg < cfg.g_freeze_kimg * 1000
         if not g_frozen:
