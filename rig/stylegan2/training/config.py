@@ -53,9 +53,6 @@ class TrainConfig:
             ``rig train generator --cond preset`` uses the world's named expression presets plus 'none'.
         class_prior: how often each class occurs in the data the run models (before any
             preset_repeat), stored with the network so sampling can draw labels as the data has them.
-        label_weight: with labels, a classifier of the real images' labels (``label_guide``; half D's
-            width, D's learning rate) is trained alongside, and G's loss adds this weight times its
-            cross-entropy of each fake against the fake's label; 0 turns it off.
     Data:
         preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
             is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
@@ -103,7 +100,6 @@ class TrainConfig:
     local_weight: float = 1.0
     class_names: tuple[str, ...] = ()
     class_prior: tuple[float, ...] = ()
-    label_weight: float = 0.0
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -134,8 +130,6 @@ class TrainConfig:
         if self.class_prior and (len(self.class_prior) != len(self.class_names) or min(self.class_prior) < 0
                                  or abs(sum(self.class_prior) - 1) > 1e-6):
             raise InputError("train config: class_prior must give one frequency >= 0 per class, summing to 1")
-        if self.label_weight < 0 or (self.label_weight > 0 and not self.class_names):
-            raise InputError("train config: label_weight must be >= 0, and > 0 only for a run with labels (--cond)")
         if self.local_weight < 0:
             raise InputError("train config: local_weight must be >= 0")
         for region in self.local_critics:

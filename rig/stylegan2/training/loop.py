@@ -15,10 +15,6 @@ Each local critic (``TrainConfig.local_critics``; see ``local_d``) is one more D
 square crop of the same real and fake batches; G's loss adds ``local_weight`` times its
 non-saturating loss. All critics share one step (``_train_critic``): logistic loss, then lazy R1.
 
-A class-conditional run with ``label_weight`` > 0 (see ``label_guide``) also trains a classifier of
-the real batch's labels (cross-entropy, plain Adam); G's loss adds ``label_weight`` times its
-cross-entropy of the fakes against their labels.
-
 Adam's learning rate and betas of a lazily regularised network are corrected by
 ``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
 
@@ -46,7 +42,6 @@ from rig.stylegan2.training import loss as L
 from rig.stylegan2.training.config import TrainConfig
 from rig.stylegan2.training.data import ImageStream, mirrored_classes
 from rig.stylegan2.training.ema import ema_beta, update_ema
-from rig.stylegan2.training.label_guide import LabelClassifier, label_loss
 from rig.stylegan2.training.reading_d import ReadingDiscriminator, read_images
 from rig.stylegan2.training.report import save_grid, save_loss_plot
 from rig.stylegan2.training.snapshot import (
@@ -192,8 +187,6 @@ class Trainer:
             # Built last, so a run's G, D (and D_read) start the same with or without local critics.
             self.D_local = {region.name: build_discriminator(cfg, region.pixels(cfg.resolution)[2], images.shape[1])
                             for region in cfg.local_critics}
-            self.C_label = None if cfg.label_weight == 0 else LabelClassifier(
-                c_dim, cfg.resolution, images.shape[1], cfg.channel_base // 2, max(cfg.channel_max // 2, 1))
         self.G.train().requires_grad_(False)
         self.D.train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
@@ -216,9 +209,6 @@ class Trainer:
         for name, critic in self.D_local.items():
             critic.train().requires_grad_(False)
             self.opt_D_local[name] = _lazy_adam(critic.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval)
-        if self.C_label is not None:
-            self.C_label.train().requires_grad_(False)
-            self.opt_C_label = torch.optim.Adam(self.C_label.parameters(), lr=cfg.d_lr, betas=cfg.betas, eps=1e-8)
         self.pl_mean = torch.zeros([])
         self.nimg = 0
         self.step = 0
@@ -288,13 +278,11 @@ class Trainer:
         """The trained modules a snapshot holds, by prefix."""
         mods = (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))
         mods += (("D_read", self.D_read),) if self.D_read is not None else ()
-        mods += (("C_label", self.C_label),) if self.C_label is not None else ()
         return mods + tuple((f"D_{name}", critic) for name, critic in self.D_local.items())
 
     def _optimizers(self) -> tuple[tuple[str, torch.optim.Optimizer], ...]:
         opts = (("opt_G", self.opt_G), ("opt_D", self.opt_D))
         opts += (("opt_D_read", self.opt_D_read),) if self.D_read is not None else ()
-        opts += (("opt_C_label", self.opt_C_label),) if self.C_label is not None else ()
         return opts + tuple((f"opt_D_{name}", opt) for name, opt in self.opt_D_local.items())
 
     def _pack(self) -> Snapshot:
@@ -405,8 +393,7 @@ class Trainer:
         cfg = self.cfg
         B = cfg.batch
         real, real_idx, mirrored = self.stream.next_indexed(B)
-        real_classes = None if self.labels is None else self._real_classes(real_idx, mirrored)
-        real_c = None if real_classes is None else self._one_hot(real_classes)
+        real_c = None if self.labels is None else self._one_hot(self._real_classes(real_idx, mirrored))
 
         g_frozen = self.nimg < cfg.g_freeze_kimg * 1000
         if not g_frozen:
@@ -425,8 +412,6 @@ class Trainer:
             critic = self.D_local[region.name]
             self._train_critic(f"_{region.name}", critic, critic, self.opt_D_local[region.name],
                                (region.crop(real), real_c), (region.crop(fake), fake_c), cfg.r1_gamma)
-        if self.C_label is not None:
-            self._train_classifier(real, real_classes)
 
         self.nimg += B
         self.step += 1
@@ -462,17 +447,6 @@ class Trainer:
             self._meter.add(f"r1{suffix}", r1.mean().detach())
         module.requires_grad_(False)
 
-    def _train_classifier(self, real: torch.Tensor, classes: torch.Tensor) -> None:
-        """One step of the label classifier: cross-entropy on the real batch (B, C, S, S) of ``classes`` (B,)."""
-        self.C_label.requires_grad_(True)
-        self.opt_C_label.zero_grad(set_to_none=True)
-        loss, accuracy = label_loss(self.C_label, real, classes)
-        loss.backward()
-        self._step_optimizer(self.opt_C_label, self.C_label)
-        self.C_label.requires_grad_(False)
-        self._meter.add("loss_C_label", loss.detach())
-        self._meter.add("accuracy_C_label", accuracy)
-
     def _train_G(self, B: int) -> None:
         """One G step: the non-saturating loss on a batch of ``B`` fakes, then lazily the path-length penalty."""
         cfg = self.cfg
@@ -490,10 +464,6 @@ class Trainer:
             loss_local = L.g_nonsaturating_loss(self.D_local[region.name](region.crop(fake), c)).mean()
             self._meter.add(f"loss_G_{region.name}", loss_local.detach())
             loss_g = loss_g + cfg.local_weight * loss_local
-        if self.C_label is not None:
-            loss_label, _ = label_loss(self.C_label, fake, c.argmax(1))
-            self._meter.add("loss_G_label", loss_label.detach())
-            loss_g = loss_g + cfg.label_weight * loss_label
         loss_g.backward()
         self._step_optimizer(self.opt_G, self.G)
 
