@@ -274,10 +274,13 @@ def train_group() -> None:
 @click.option("--cond", type=click.Choice(["preset"]), default=None,
               help="Class-conditional training (new runs only): each image's label is its named expression preset "
                    "or 'none'; the network file keeps how often each occurs, and sampling draws labels by it.")
+@click.option("--label-mismatch", type=float, default=None,
+              help="With --cond: D also learns to score real images under a wrong label as fake, with this weight "
+                   "(a matching-aware D; new runs only; default 0: off).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot_kimg, snapshot_minutes, seed,
                         threads, init, g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma,
-                        local_d, local_weight, cond, quiet) -> None:
+                        local_d, local_weight, cond, label_mismatch, quiet) -> None:
     """StyleGAN2 training of a generator on a world dataset (CPU; resumable)."""
     from rig.stylegan2.training.local_d import parse_local_regions
     from rig.stylegan2.training.run import parse_preset_repeat, train_generator
@@ -287,11 +290,12 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
                                    preset_repeat=parse_preset_repeat(preset_repeat) if preset_repeat else None,
                                    reader=reader, reader_weight=reader_weight, reader_r1_gamma=reader_r1_gamma,
                                    local_critics=parse_local_regions(local_d) if local_d else None,
-                                   local_weight=local_weight)
-    new_run_only = (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma, local_weight)
+                                   local_weight=local_weight, label_mismatch=label_mismatch)
+    new_run_only = (g_freeze_kimg, preset_repeat, glr, dlr, reader, reader_weight, reader_r1_gamma, local_weight,
+                    label_mismatch)
     if resume and (local_d or cond or any(v is not None for v in new_run_only)):
-        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr, --cond, the --reader and the --local "
-                               "options set up a new run; a resumed run keeps its own")
+        raise click.UsageError("--g-freeze-kimg, --preset-repeat, --glr, --dlr, --cond, --label-mismatch, the --reader "
+                               "and the --local options set up a new run; a resumed run keeps its own")
     trainer, last = train_generator(data_dir, run_dir, config=config, resume=resume, progress=not quiet, init=init,
                                     cond=cond, **schedule, **fixed)
     click.echo(f"trained to {trainer.nimg / 1000:.3f} kimg; last snapshot: {last}")

@@ -188,3 +188,51 @@ def test_preset_labels_of_a_world_dataset():
     np.testing.assert_allclose(prior, [0.5, 1 / 6, 1 / 3])
     with pytest.raises(InputError, match="named presets"):
         preset_labels(type("DS", (), {"root": "w", "info": {}, "params": {}})())
+
+
+def _marked(n=24, size=16, seed=0):
+    """Smooth images whose class k in 0..2 is a bright square in corner k: a label one can see."""
+    imgs = smooth_images(n, size, seed) // 2
+    classes = torch.arange(n) % 3
+    for i, k in enumerate(classes.tolist()):
+        r, c = divmod(k, 2)
+        imgs[i, :, r * 8:r * 8 + 6, c * 8:c * 8 + 6] = 250
+    return imgs, classes
+
+
+def test_wrong_classes_are_drawn_uniformly_from_the_other_classes(tmp_path):
+    imgs, classes = _marked()
+    t = Trainer.start(_conditional(label_mismatch=1.0), imgs, tmp_path, progress=False, labels=classes)
+    right = torch.arange(3).repeat(4000)
+    wrong = t._wrong_classes(right)
+    assert not (wrong == right).any()
+    for k in range(3):
+        counts = torch.bincount(wrong[right == k], minlength=3).double() / 4000
+        torch.testing.assert_close(counts, torch.tensor([0.5, 0.5, 0.5]).index_fill(0, torch.tensor(k), 0.0),
+                                   atol=0.03, rtol=0, check_dtype=False)
+
+
+def test_a_matching_aware_D_learns_what_each_label_looks_like(tmp_path):
+    # G stays frozen, so only D learns: with wrong-label reals as negatives it scores real images
+    # higher under their own label than under another; without them it has no reason to.
+    imgs, classes = _marked()
+    x = imgs.float() / 127.5 - 1
+    other = (classes + 1) % 3
+    gaps = {}
+    for weight in (0.0, 1.0):
+        cfg = _conditional(kimg=0.4, snapshot_kimg=0.4, g_freeze_kimg=1.0, label_mismatch=weight, log_kimg=0.4)
+        t = Trainer.start(cfg, imgs, tmp_path / str(weight), progress=False, labels=classes)
+        t.train()
+        with torch.no_grad():
+            gaps[weight] = float((t.D(x, _one_hot(classes)) - t.D(x, _one_hot(other))).mean())
+        assert ("mismatch_score" in t.history[-1]) == (weight > 0)
+    assert gaps[1.0] > 1.0 and gaps[1.0] > 3 * abs(gaps[0.0])
+
+
+def test_matching_aware_run_resumes_bit_exactly(tmp_path):
+    imgs, classes = _marked(12)
+    run_straight_and_resumed(_conditional(kimg=0.032, snapshot_kimg=0.016, label_mismatch=0.5), imgs, tmp_path,
+                             labels=classes)
+    assert_same_snapshots(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(InputError, match="label_mismatch"):
+        tiny(label_mismatch=1.0).validate()

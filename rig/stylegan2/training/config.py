@@ -53,6 +53,10 @@ class TrainConfig:
             ``rig train generator --cond preset`` uses the world's named expression presets plus 'none'.
         class_prior: how often each class occurs in the data the run models (before any
             preset_repeat), stored with the network so sampling can draw labels as the data has them.
+        label_mismatch: with labels, D's loss also scores each real image under a wrong label (drawn
+            uniformly from the other classes) as fake, with this weight: a matching-aware D (Reed et
+            al. 2016). Without it, D learns what a label looks like only from the fakes drawn with it;
+            0 turns it off.
     Data:
         preset_repeat: ((preset name, k), ...): a dataset image drawn from that named expression preset
             is shown k times per epoch instead of once (k >= 1), to show a generator rare expressions
@@ -100,6 +104,7 @@ class TrainConfig:
     local_weight: float = 1.0
     class_names: tuple[str, ...] = ()
     class_prior: tuple[float, ...] = ()
+    label_mismatch: float = 0.0
 
     kimg: float = 2000.0
     snapshot_kimg: float = 10.0
@@ -130,6 +135,8 @@ class TrainConfig:
         if self.class_prior and (len(self.class_prior) != len(self.class_names) or min(self.class_prior) < 0
                                  or abs(sum(self.class_prior) - 1) > 1e-6):
             raise InputError("train config: class_prior must give one frequency >= 0 per class, summing to 1")
+        if self.label_mismatch < 0 or (self.label_mismatch > 0 and not self.class_names):
+            raise InputError("train config: label_mismatch must be >= 0, and > 0 only for a run with labels (--cond)")
         if self.local_weight < 0:
             raise InputError("train config: local_weight must be >= 0")
         for region in self.local_critics:

@@ -14,6 +14,7 @@ its non-saturating loss, and D_read gets its own logistic loss, lazy R1 and Adam
 Each local critic (``TrainConfig.local_critics``; see ``local_d``) is one more D that sees only a fixed
 square crop of the same real and fake batches; G's loss adds ``local_weight`` times its
 non-saturating loss. All critics share one step (``_train_critic``): logistic loss, then lazy R1.
+With ``label_mismatch`` > 0, D's logistic loss also counts the real batch under wrong labels as fakes.
 
 Adam's learning rate and betas of a lazily regularised network are corrected by
 ``interval / (interval + 1)`` as in the StyleGAN2 paper (appendix B). G_ema follows G after every step.
@@ -360,6 +361,11 @@ class Trainer:
             return classes
         return torch.where(mirrored, self.mirror_class[classes], classes)
 
+    def _wrong_classes(self, classes: torch.Tensor) -> torch.Tensor:
+        """For each class in ``classes`` (B,) int64, another class drawn uniformly from the rest (B,)."""
+        k = len(self.cfg.class_names)
+        return (classes + torch.randint(1, k, classes.shape, generator=self.latent_gen)) % k
+
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         """One-hot labels (n, c_dim) of ``n`` uniformly drawn dataset images; None when unconditional
         (and then nothing is drawn, so unconditional runs keep their random streams)."""
@@ -393,7 +399,8 @@ class Trainer:
         cfg = self.cfg
         B = cfg.batch
         real, real_idx, mirrored = self.stream.next_indexed(B)
-        real_c = None if self.labels is None else self._one_hot(self._real_classes(real_idx, mirrored))
+        real_classes = None if self.labels is None else self._real_classes(real_idx, mirrored)
+        real_c = None if real_classes is None else self._one_hot(real_classes)
 
         g_frozen = self.nimg < cfg.g_freeze_kimg * 1000
         if not g_frozen:
@@ -402,7 +409,10 @@ class Trainer:
         fake_c = self._fake_labels(B)
         with torch.no_grad():
             fake, _ = self._run_G(self._latents(B), fake_c)
-        self._train_critic("", self.D, self.D, self.opt_D, (real, real_c), (fake, fake_c), cfg.r1_gamma)
+        mismatch = None
+        if cfg.label_mismatch > 0:
+            mismatch = (self._one_hot(self._wrong_classes(real_classes)), cfg.label_mismatch)
+        self._train_critic("", self.D, self.D, self.opt_D, (real, real_c), (fake, fake_c), cfg.r1_gamma, mismatch)
         if self.D_read is not None:
             with torch.no_grad():
                 read_real, read_fake = self.reader(real), self.reader(fake)
@@ -419,11 +429,12 @@ class Trainer:
             update_ema(self.G_ema, self.G, ema_beta(B, cfg.ema_kimg, cfg.ema_rampup, self.nimg))
 
     def _train_critic(self, suffix: str, score: Callable, module: torch.nn.Module, opt: torch.optim.Optimizer,
-                      real: tuple, fake: tuple, r1_gamma: float) -> None:
+                      real: tuple, fake: tuple, r1_gamma: float, mismatch: tuple | None = None) -> None:
         """One critic step: the logistic loss on ``real`` vs ``fake`` inputs, then (every ``r1_interval``
         steps) R1 on the real ones scaled by the interval. ``real`` / ``fake``: (inputs, labels or None);
         ``score(inputs, labels)`` gives (N, ...) logits; ``suffix`` tells the logged keys apart
-        (loss_D<suffix>, real_score<suffix>, ...)."""
+        (loss_D<suffix>, real_score<suffix>, ...). ``mismatch``: (wrong labels of the real inputs,
+        weight), which adds weight x softplus(score(real, wrong labels)) to the loss."""
         cfg = self.cfg
         (real, real_c), (fake, fake_c) = real, fake
         module.requires_grad_(True)
@@ -431,6 +442,10 @@ class Trainer:
         fake_logits = score(fake, fake_c)
         real_logits = score(real, real_c)
         loss = L.d_logistic_loss(real_logits, fake_logits).mean()
+        if mismatch is not None:
+            wrong_logits = score(real, mismatch[0])
+            loss = loss + mismatch[1] * torch.nn.functional.softplus(wrong_logits).mean()
+            self._meter.add(f"mismatch_score{suffix}", wrong_logits.detach().mean())
         loss.backward()
         self._step_optimizer(opt, module)
         self._meter.add(f"loss_D{suffix}", loss.detach())
