@@ -271,9 +271,10 @@ def train_group() -> None:
                    "'eyes' or 'mouth' of rig's aligned faces, or NAME=TOP,LEFT,SIZE in fractions of the image side.")
 @click.option("--local-weight", type=float, default=None,
               help="Weight of each local critic in G's loss (new runs only; default 1).")
-@click.option("--cond", type=click.Choice(["preset"]), default=None,
+@click.option("--cond", type=click.Choice(["preset", "preset+state"]), default=None,
               help="Class-conditional training (new runs only): each image's label is its named expression preset "
-                   "or 'none'; the network file keeps how often each occurs, and sampling draws labels by it.")
+                   "or 'none'; 'preset+state' splits 'none' by closed eyes and a dropped jaw. The network file keeps "
+                   "how often each class occurs, and sampling draws labels by it.")
 @click.option("--label-mismatch", type=float, default=None,
               help="With --cond: D also learns to score real images under a wrong label as fake, with this weight "
                    "(a matching-aware D; new runs only; default 0: off).")

@@ -12,8 +12,8 @@ from rig.stylegan2.checkpoints import convert, load_generator, save_networks
 from rig.stylegan2.generate import GenerateConfig, class_prior, generate_images, sample_labels, seed_label, seed_latent
 from rig.stylegan2.mapping import normalize_2nd_moment
 from rig.stylegan2.training.data import ImageStream, mirrored_classes
-from rig.stylegan2.training.loop import Trainer, build_networks, lift_to_conditional
-from rig.stylegan2.training.run import preset_labels
+from rig.stylegan2.training.loop import Trainer, build_networks, lift_to_conditional, relabel_conditional
+from rig.stylegan2.training.run import preset_labels, state_labels
 
 from .training_helpers import assert_same_snapshots, run_straight_and_resumed, smooth_images, tiny
 
@@ -85,6 +85,11 @@ def test_mirrored_classes_swap_left_and_right_twins():
     assert mirrored_classes(("left", "right", "leftover")).tolist() == [1, 0, 2]  # whole words only
     with pytest.raises(InputError, match="brow_left"):
         mirrored_classes(("none", "brow_left"))
+    # Words between '+' and '_' swap too ('preset+state' names).
+    names = ("none+left_eye_closed+jaw", "none+jaw", "none+right_eye_closed+jaw", "none+left_eye_closed")
+    with pytest.raises(InputError, match="none\\+right_eye_closed'"):
+        mirrored_classes(names)
+    assert mirrored_classes(names[:3]).tolist() == [2, 1, 0]
 
 
 def test_a_mirrored_real_image_takes_its_twin_class(tmp_path):
@@ -188,6 +193,65 @@ def test_preset_labels_of_a_world_dataset():
     np.testing.assert_allclose(prior, [0.5, 1 / 6, 1 / 3])
     with pytest.raises(InputError, match="named presets"):
         preset_labels(type("DS", (), {"root": "w", "info": {}, "params": {}})())
+
+
+def test_state_labels_split_none_by_closed_eyes_and_a_dropped_jaw():
+    units = ["browDownLeft", "eyeBlinkLeft", "eyeBlinkRight"]
+    rng = np.random.default_rng(0)
+    n = 400
+    expr = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+    jaw = np.zeros((n, 3), np.float32)
+    jaw[:, 0] = rng.uniform(0, 0.3, n)
+    drawn = rng.integers(-1, 2, n)
+    expr[:4, 1:], jaw[:4, 0], drawn[:4] = [[0.3, 0.3], [0.3, 0.29], [0.29, 0.3], [0.9, 0.9]], [0.15, 0.1, 0.149, 0.2], -1
+    ds = type("DS", (), {"root": "w", "info": {"preset_names": ["smile", "blink"], "expression_names": units},
+                         "params": {"preset": drawn, "expression": expr, "jaw_pose": jaw}})()
+    names, labels, prior = state_labels(ds)
+    assert names == ("none", "none+eyes_closed", "none+left_eye_closed", "none+right_eye_closed", "none+jaw",
+                     "none+eyes_closed+jaw", "none+left_eye_closed+jaw", "none+right_eye_closed+jaw", "smile", "blink")
+    assert labels[:4].tolist() == [5, 2, 3, 5]  # thresholds 0.3 and 0.15 rad are inclusive
+    for i in range(n):  # the names say what each image shows
+        name = names[labels[i]]
+        if drawn[i] >= 0:
+            assert name == ["smile", "blink"][drawn[i]]
+            continue
+        left, right = expr[i, 1] >= 0.3, expr[i, 2] >= 0.3
+        assert ("eyes_closed" in name) == (left and right)
+        assert ("left_eye_closed" in name) == (left and not right)
+        assert ("right_eye_closed" in name) == (right and not left)
+        assert name.endswith("+jaw") == (jaw[i, 0] >= 0.15)
+    np.testing.assert_allclose(prior, np.bincount(labels.numpy(), minlength=10) / n)
+    assert mirrored_classes(names)[[2, 3, 6, 7]].tolist() == [3, 2, 7, 6]
+    ds.info["expression_names"] = units[:2]
+    with pytest.raises(InputError, match="eyeBlinkRight"):
+        state_labels(ds)
+
+
+def test_relabelled_network_draws_a_refined_class_as_the_file_drew_its_parent(tmp_path):
+    G, D = build_networks(_conditional())
+    refined = ("none", "none+x", "a", "b+y", "b")
+    G2, D2 = build_networks(tiny(class_names=refined, class_prior=(0.2,) * 5))
+    relabel_conditional(G2, G, refined, CLASSES)
+    relabel_conditional(D2, D, refined, CLASSES)
+    z = torch.randn(6, G.z_dim)
+    parent = [0, 0, 1, 2, 2]
+    imgs = G(z, _one_hot([0] * 6), noise_mode="const")
+    for k, p in enumerate(parent):
+        c2 = torch.nn.functional.one_hot(torch.full((6,), k), 5).float()
+        torch.testing.assert_close(G2(z, c2, noise_mode="const"), G(z, _one_hot([p] * 6), noise_mode="const"),
+                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(D2(imgs, c2), D(imgs, _one_hot([p] * 6)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(InputError, match="'c\\+x'"):
+        relabel_conditional(G2, G, ("none", "c+x", "a", "b", "b+y"), CLASSES)
+    # Trainer.start picks it for a file whose classes the run refines.
+    save_networks(tmp_path / "n.safetensors", {"G": G, "G_ema": G, "D": D},
+                  extra={"labels": {"class_names": list(CLASSES), "class_prior": [0.5, 0.25, 0.25]}})
+    from rig.stylegan2.checkpoints import load_networks
+    t = Trainer.start(tiny(class_names=refined, class_prior=(0.2,) * 5), smooth_images(), tmp_path / "run", progress=False,
+                      labels=torch.arange(12) % 5, init=load_networks(tmp_path / "n.safetensors"))
+    c2 = torch.nn.functional.one_hot(torch.full((6,), 3), 5).float()
+    torch.testing.assert_close(t.G_ema(z, c2, noise_mode="const"), G(z, _one_hot([2] * 6), noise_mode="const"),
+                               atol=1e-5, rtol=0)
 
 
 def _marked(n=24, size=16, seed=0):

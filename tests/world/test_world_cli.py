@@ -106,6 +106,15 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     out = _run(["eval", "generator", "--network", str(cond / "network-latest.safetensors"), "--data", str(data),
                 "--encoder", str(enc), "--n", "8", "--quiet"])
     assert "labels of the conditional generator" in out
+    # Refined labels ('none' split by eyes and jaw) with a matching-aware D, from the conditional run; resumable.
+    state = tmp_path / "state-run"
+    _run(["train", "generator", "--data", str(data), "--out", str(state), "--config", "tiny", "--kimg", "0.004",
+          "--init", str(cond / "network-latest.safetensors"), "--cond", "preset+state", "--label-mismatch", "1", "--quiet"])
+    saved = json.loads((state / "config.json").read_text())
+    assert saved["class_names"][:2] == ["none", "none+eyes_closed"] and len(saved["class_names"]) == 8 + 11
+    assert saved["label_mismatch"] == 1.0
+    assert "trained to 0.008 kimg" in _run(["train", "generator", "--data", str(data), "--out", str(state), "--resume",
+                                            "--kimg", "0.008", "--quiet"])
     refused = CliRunner().invoke(main, ["eval", "generator", "--network", "default", "--which", "G", "--n", "4", "--quiet"])
     assert refused.exit_code != 0 and "holds no G network" in refused.output  # the default ships G_ema alone
 

@@ -7,6 +7,8 @@ and a resumed run sees exactly the batches the uninterrupted run would have seen
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from rig.errors import InputError
@@ -69,8 +71,9 @@ class ImageStream:
 
 
 def mirrored_classes(class_names) -> torch.Tensor:
-    """Each class's index after a left-right mirror of its image (K,) int64: a name with a ``left`` or
-    ``right`` word (``wink_left``) maps to its twin (``wink_right``), every other class to itself.
+    """Each class's index after a left-right mirror of its image (K,) int64: a name with ``left`` or
+    ``right`` words (``wink_left``, ``none+left_eye_closed``) maps to its twin with each swapped
+    (``wink_right``), every other class to itself.
 
     A class-conditional run with x-flip needs it: a mirrored left wink is a right wink, and keeping its
     label would teach G that either label means either wink. Raises ``InputError`` for a sided class
@@ -80,8 +83,8 @@ def mirrored_classes(class_names) -> torch.Tensor:
     swap = {"left": "right", "right": "left"}
     order = []
     for name in names:
-        words = name.split("_")
-        twin = "_".join(swap.get(word, word) for word in words)
+        words = re.split(r"([^A-Za-z0-9]+)", name)  # words and the separators between them ('_', '+')
+        twin = "".join(swap.get(word, word) for word in words)
         if twin not in names:
             raise InputError(f"class {name!r} has no mirrored twin {twin!r}: train without x-flip")
         order.append(names.index(twin))

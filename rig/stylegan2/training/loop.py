@@ -116,6 +116,37 @@ def lift_to_conditional(target: torch.nn.Module, source: torch.nn.Module, label_
             raise RuntimeError(f"{key}: shape {tuple(src[key].shape)} in the file, {tuple(value.shape)} in the config")
 
 
+@torch.no_grad()
+def relabel_conditional(target: torch.nn.Module, source: torch.nn.Module, target_names: tuple[str, ...],
+                        source_names: tuple[str, ...]) -> None:
+    """Load a class-conditional G or D ``source`` (classes ``source_names``) into ``target``, whose classes
+    ``target_names`` keep or refine them (``--cond preset+state`` after ``--cond preset``).
+
+    Every tensor is copied, except that the label embedding's column of each target class is the one
+    of the source class of the same name, else of its parent: the name before the first '+'
+    ('none+eyes_closed' -> 'none'), rescaled for the equalised learning rate's 1/sqrt(fan-in) gain. Right after loading, the target draws (and D scores) a refined class
+    exactly as the source did its parent; training then tells them apart. Raises InputError for a class
+    with neither, RuntimeError for a tensor of another shape (another architecture).
+    """
+    columns = []
+    for name in target_names:
+        parent = name if name in source_names else name.split("+")[0]
+        if parent not in source_names:
+            raise InputError(f"class {name!r} is not one of the file's classes ({', '.join(source_names)}), "
+                             "nor a refinement 'CLASS+...' of one")
+        columns.append(source_names.index(parent))
+    src = source.state_dict()
+    fan_in_ratio = len(target_names) / len(source_names)  # the equalised learning rate's gain is 1/sqrt(c_dim)
+    for key, value in target.state_dict().items():
+        given = src.get(key)
+        if given is not None and key.endswith("mapping.embed.weight"):
+            given = given[:, columns] * fan_in_ratio ** 0.5
+        if given is None or given.shape != value.shape:
+            raise RuntimeError(f"{key}: shape {None if given is None else tuple(given.shape)} in the file, "
+                               f"{tuple(value.shape)} in the config")
+        value.copy_(given)
+
+
 def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
     """Adam with StyleGAN2's lazy-regularisation correction (none when ``interval`` is None)."""
     if interval is not None:
@@ -227,7 +258,8 @@ class Trainer:
         (fine-tuning, like NVIDIA's ``--resume=PKL``): G from its ``G`` (else ``G_ema``), G_ema from its
         ``G_ema`` (else ``G``), D from its ``D`` where it has one (else D starts fresh). The networks
         must have the architecture ``cfg`` builds. Optimiser state, schedule and kimg start from zero.
-        An unconditional file can start a class-conditional run (``lift_to_conditional``).
+        An unconditional file can start a class-conditional run (``lift_to_conditional``), and a
+        conditional file of rig's one whose classes refine the file's (``relabel_conditional``).
         """
         if latest_snapshot(run_dir) is not None:
             raise InputError(f"{run_dir}: already holds a training run; resume it or choose another folder")
@@ -240,12 +272,15 @@ class Trainer:
         g, g_ema = nets.G or nets.G_ema, nets.G_ema or nets.G
         if g is None:
             raise InputError(f"{nets.source}: holds no generator to start training from")
+        source_names = tuple((nets.labels or {}).get("class_names", ()))  # a conditional file of rig's
         for name, target, source in (("G", self.G, g), ("G_ema", self.G_ema, g_ema), ("D", self.D, nets.D)):
             if source is None:
                 continue
             try:
                 if self.cfg.class_names and source.c_dim == 0:
                     lift_to_conditional(target, source)
+                elif source_names and source_names != self.cfg.class_names:
+                    relabel_conditional(target, source, self.cfg.class_names, source_names)
                 else:
                     target.load_state_dict(source.state_dict(), strict=True)
             except RuntimeError as e:

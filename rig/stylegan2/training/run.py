@@ -28,13 +28,14 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
     (``Trainer.start``). A config with a ``reader`` (a face-encoder file or "default") trains a reading
     critic on that encoder's readings (``reading_d``). ``cond="preset"`` (new runs only) trains a
     class-conditional G whose label is each image's named expression preset, or 'none'
-    (``preset_labels``). Returns the trainer and the last snapshot written.
+    (``preset_labels``); ``cond="preset+state"`` splits 'none' by the eyes' and jaw's state
+    (``state_labels``). Returns the trainer and the last snapshot written.
     """
     from rig.world.dataset import WorldDataset
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if cond not in (None, "preset"):
-        raise InputError(f"--cond {cond!r}: the only label a world dataset gives is 'preset'")
+    if cond not in (None, *COND_KINDS):
+        raise InputError(f"--cond {cond!r}: a world dataset gives the labels {', '.join(COND_KINDS)}")
     if resume and cond is not None:
         raise InputError("--cond sets up a new run; a resumed run keeps its own labels")
     if resume and init is not None:
@@ -52,7 +53,7 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
             warnings.warn(f"{nets.source}: no discriminator in the file; D starts from random weights, which on rig's "
                           "default generator stayed at chance while G drifted (docs/world.md)", RuntimeWarning, stacklevel=2)
     ds = WorldDataset(data_dir, keys=[])
-    classes = preset_labels(ds) if cond == "preset" else None  # (names, per-image class, frequencies)
+    classes = COND_KINDS[cond](ds) if cond else None  # (names, per-image class, frequencies)
     if resume:
         from rig.stylegan2.training.snapshot import read_snapshot_meta
 
@@ -71,7 +72,7 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         reader = load_reader(cfg.reader)
     labels = None
     if cfg.class_names:
-        names, per_image, _ = classes or preset_labels(ds)
+        names, per_image, _ = classes or _labels_of(ds, cfg.class_names)
         if names != cfg.class_names:
             raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
         labels = per_image[order]
@@ -93,6 +94,54 @@ def preset_labels(ds) -> tuple[tuple[str, ...], torch.Tensor, tuple[float, ...]]
     labels = torch.from_numpy(drawn.astype(np.int64) + 1)
     counts = torch.bincount(labels, minlength=len(names) + 1).double()
     return ("none", *names), labels, tuple(float(v) for v in counts / counts.sum())
+
+
+EYE_CLOSED = 0.3
+"""An eye counts as closed from this ``eyeBlinkLeft`` / ``eyeBlinkRight`` coefficient on (0..1)."""
+JAW_DROPPED = 0.15
+"""The jaw counts as dropped from this opening on (radians, about 8.6 degrees)."""
+EYE_STATES = ("", "+eyes_closed", "+left_eye_closed", "+right_eye_closed")
+
+
+def state_labels(ds, eye_closed: float = EYE_CLOSED, jaw_dropped: float = JAW_DROPPED
+                 ) -> tuple[tuple[str, ...], torch.Tensor, tuple[float, ...]]:
+    """``preset_labels`` with the class 'none' split by the state of the face, for a conditional G
+    that must draw the world's random closed eyes and dropped jaws (about 8 % and 23 % of its images
+    without a preset), not only the named presets' ones.
+
+    An image without a preset gets 'none' plus ``+eyes_closed`` (both eyeBlink units >= ``eye_closed``),
+    ``+left_eye_closed`` or ``+right_eye_closed`` (that one only), then ``+jaw`` (jaw opening >=
+    ``jaw_dropped`` radians): eight classes, 'none' first, then the presets. The names keep
+    ``mirrored_classes``' left/right twins. Returns (names, per-image class (N,) int64, frequencies).
+    """
+    names, drawn = _recorded_presets(ds, "--cond preset+state")
+    units = [str(n) for n in ds.info.get("expression_names", [])]
+    if "eyeBlinkLeft" not in units or "eyeBlinkRight" not in units or "expression" not in ds.params \
+            or "jaw_pose" not in ds.params:
+        raise InputError(f"{ds.root}: --cond preset+state needs the 'expression' (with eyeBlinkLeft / eyeBlinkRight) "
+                         "and 'jaw_pose' parameters of a world dataset")
+    expr, jaw = np.asarray(ds.params["expression"]), np.asarray(ds.params["jaw_pose"])[:, 0]
+    left = expr[:, units.index("eyeBlinkLeft")] >= eye_closed
+    right = expr[:, units.index("eyeBlinkRight")] >= eye_closed
+    eyes = np.select([left & right, left, right], [1, 2, 3], 0)
+    state = eyes + len(EYE_STATES) * (jaw >= jaw_dropped)
+    state_names = tuple(f"none{e}{j}" for j in ("", "+jaw") for e in EYE_STATES)
+    labels = torch.from_numpy(np.where(drawn < 0, state, len(state_names) + drawn).astype(np.int64))
+    counts = torch.bincount(labels, minlength=len(state_names) + len(names)).double()
+    return (*state_names, *names), labels, tuple(float(v) for v in counts / counts.sum())
+
+
+COND_KINDS = {"preset": preset_labels, "preset+state": state_labels}
+"""--cond kind -> the function giving a world dataset's (class names, per-image class, frequencies)."""
+
+
+def _labels_of(ds, class_names: tuple[str, ...]):
+    """The labels of ``ds`` by whichever ``COND_KINDS`` entry gives ``class_names`` (a resumed run's)."""
+    for labels_of in COND_KINDS.values():
+        names, per_image, prior = labels_of(ds)
+        if tuple(names) == tuple(class_names):
+            return names, per_image, prior
+    raise InputError(f"{ds.root}: no --cond kind gives the run's classes {list(class_names)}")
 
 
 def _recorded_presets(ds, option: str) -> tuple[list[str], np.ndarray]:
