@@ -253,8 +253,8 @@ def train_group() -> None:
 @click.option("--g-freeze-kimg", type=float, default=None,
               help="Train only D for this many kimg first (new runs only; for --init from a file without a D).")
 @click.option("--preset-repeat", default=None, metavar="NAME=K,...",
-              help="Show dataset images drawn from these named presets K times per epoch (new runs only), "
-                   "e.g. blink=3,smile=2.")
+              help="Show dataset images drawn from these named presets (or, with --cond, of these classes) K times "
+                   "per epoch (new runs only), e.g. blink=3,smile=2,none+eyes_closed=4.")
 @click.option("--glr", type=float, default=None, help="G's Adam learning rate (new runs only; default 0.0025).")
 @click.option("--dlr", type=float, default=None, help="D's Adam learning rate (new runs only; default 0.0025).")
 @click.option("--reader", default=None, metavar="ENCODER",

@@ -247,6 +247,11 @@ def test_preset_repeat_order_and_parsing():
     assert repeat_presets(ds, ()).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(InputError, match="'wink'"):
         repeat_presets(ds, (("wink", 2),))
+    # A conditional run's classes may be named too (presets keep their own name).
+    classes = (("none", "none+x", "anger", "blink", "smile"), torch.tensor([1, 3, 4, 3, 2]))
+    assert repeat_presets(ds, (("none+x", 3), ("blink", 2)), classes).tolist() == [0, 0, 0, 1, 1, 2, 3, 3, 4]
+    with pytest.raises(InputError, match="'none\\+y'.*none\\+x"):
+        repeat_presets(ds, (("none+y", 2),), classes)
     bare = type("DS", (), {"root": "w", "info": {}, "params": {}, "__len__": lambda self: 5})()
     with pytest.raises(InputError, match="records its named presets"):
         repeat_presets(bare, (("blink", 2),))

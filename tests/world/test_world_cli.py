@@ -115,6 +115,9 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     assert saved["label_mismatch"] == 1.0
     assert "trained to 0.008 kimg" in _run(["train", "generator", "--data", str(data), "--out", str(state), "--resume",
                                             "--kimg", "0.008", "--quiet"])
+    out = _run(["eval", "generator", "--network", str(state / "network-latest.safetensors"), "--data", str(data),
+                "--encoder", str(enc), "--n", "8", "--quiet"])
+    assert re.search(r"labels of the conditional generator: .*anger [\d.]+ / [\d.]+", out)  # presets found by name
     refused = CliRunner().invoke(main, ["eval", "generator", "--network", "default", "--which", "G", "--n", "4", "--quiet"])
     assert refused.exit_code != 0 and "holds no G network" in refused.output  # the default ships G_ema alone
 

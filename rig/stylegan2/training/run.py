@@ -64,18 +64,19 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         cfg = preset(config, **overrides)
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
-    order = repeat_presets(ds, cfg.preset_repeat)  # checked before the (slow) image loading
+    per_image = None
+    if cfg.class_names:
+        names, per_image, _ = classes or _labels_of(ds, cfg.class_names)
+        if names != cfg.class_names:
+            raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
+    # Checked before the (slow) image loading.
+    order = repeat_presets(ds, cfg.preset_repeat, None if per_image is None else (cfg.class_names, per_image))
+    labels = None if per_image is None else per_image[order]
     reader = None
     if cfg.reader:
         from rig.world.encoder import load_reader
 
         reader = load_reader(cfg.reader)
-    labels = None
-    if cfg.class_names:
-        names, per_image, _ = classes or _labels_of(ds, cfg.class_names)
-        if names != cfg.class_names:
-            raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
-        labels = per_image[order]
     images = ds.load_images(progress=progress)[order]
     if resume:
         trainer = Trainer.resume(run_dir, images, progress=progress, reader=reader, labels=labels, **overrides)
@@ -154,17 +155,24 @@ def _recorded_presets(ds, option: str) -> tuple[list[str], np.ndarray]:
     return names, ds.params["preset"]
 
 
-def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...]) -> torch.Tensor:
+def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...],
+                   classes: tuple[tuple[str, ...], torch.Tensor] | None = None) -> torch.Tensor:
     """Dataset indices (M,) int64 in which every image of ``ds`` (a ``WorldDataset``) drawn from a named
     preset listed in ``preset_repeat`` ((name, k), ...) appears k times, every other image once, in
-    dataset order. Without ``preset_repeat`` it is simply 0..N-1."""
+    dataset order. With ``classes`` (a conditional run's class names and each image's class (N,)), a
+    name may also be a class ('none+eyes_closed'). Without ``preset_repeat`` it is simply 0..N-1."""
     counts = np.ones(len(ds), np.int64)
     if preset_repeat:
+        class_names, per_image = classes if classes is not None else ((), None)
         names, drawn = _recorded_presets(ds, "preset_repeat")
         for name, k in preset_repeat:
-            if name not in names:
-                raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets ({', '.join(names)})")
-            counts[drawn == names.index(name)] = int(k)
+            if name in names:
+                counts[drawn == names.index(name)] = int(k)
+            elif name in class_names:
+                counts[per_image.numpy() == class_names.index(name)] = int(k)
+            else:
+                known = list(names) + [c for c in class_names if c not in names]
+                raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets or classes ({', '.join(known)})")
     return torch.from_numpy(np.repeat(np.arange(len(ds)), counts))
 
 
