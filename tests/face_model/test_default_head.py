@@ -312,12 +312,18 @@ def test_rebuild_reproduces_the_committed_file(head, tmp_path):
     built = build_default_head(config)
     built.save(tmp_path / "rebuilt.npz")  # compare after the same float32 storage
     rebuilt = FaceModelData.load(tmp_path / "rebuilt.npz")
-    for key in ("faces", "uv_faces", "parents", "vertex_regions", "lmk_faces_idx"):
+    for key in ("faces", "uv_faces", "parents", "vertex_regions"):
         assert np.array_equal(getattr(rebuilt, key), getattr(head, key)), key
     for key, atol in (("v_template", 1e-6), ("uv_coords", 1e-6), ("J_regressor", 1e-5), ("lbs_weights", 1e-6),
-                      ("shapedirs", 1e-5), ("exprdirs", 1e-6), ("lmk_bary_coords", 1e-4), ("albedo_mean", 1e-5),
-                      ("albedo_basis", 1e-5)):
+                      ("shapedirs", 1e-5), ("exprdirs", 1e-6), ("albedo_mean", 1e-5), ("albedo_basis", 1e-5)):
         assert np.abs(getattr(rebuilt, key) - getattr(head, key)).max() < atol, key
+    # Landmarks by where they sit on the template, not by triangle: a landmark on an edge may snap to
+    # either of its two triangles (the nose tip did, 2 um apart, between two builds).
+    def landmarks(m):
+        return np.einsum("nk,nkc->nc", m.lmk_bary_coords, m.v_template[m.faces[m.lmk_faces_idx]])
+
+    assert np.linalg.norm(landmarks(rebuilt) - landmarks(head), axis=1).max() < 1e-5  # metres
+    assert (rebuilt.lmk_faces_idx == head.lmk_faces_idx).mean() > 0.9
     assert rebuilt.expression_names == head.expression_names and rebuilt.albedo_names == head.albedo_names
 
 
