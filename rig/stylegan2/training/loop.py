@@ -129,11 +129,11 @@ def relabel_conditional(target: torch.nn.Module, source: torch.nn.Module, target
     of the source class of the same name, else of its parent: the name before the first '+'
     ('none+eyes_closed' -> 'none'), rescaled for the equalised learning rate's 1/sqrt(fan-in) gain.
     A refined class's column also adds ``target``'s own fresh column times ``label_scale``: a fixed
-    offset from its parent, like the one ``lift_to_conditional`` gives each new class. The mapping network learns
-    at 1/100 of the synthesis's rate, and refined classes that started as exact copies of 'none' were
-    still drawn as 'none' after 10 kimg of rig's fine-tune. With ``label_scale`` 0 the target draws (and
-    D scores) a refined class exactly as the source did its parent. Raises InputError for a class with
-    neither, RuntimeError for a tensor of another shape (another architecture).
+    offset from its parent, like the one ``lift_to_conditional`` gives each new class. The mapping
+    network learns at 1/100 of the synthesis's rate, and refined classes that started as exact copies
+    of 'none' were still drawn as 'none' after 10 kimg of rig's fine-tune. With ``label_scale`` 0 the
+    target draws (and D scores) a refined class exactly as the source did its parent. Raises InputError
+    for a class with neither, RuntimeError for a tensor of another shape (another architecture).
     """
     columns = []
     for name in target_names:
