@@ -71,9 +71,9 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
     presets = _world_presets(ds.info)
     by_label = {}
     preset_names = [str(x) for x in ds.info.get("preset_names", ())]
-    class_names = list(getattr(G, "class_names", ()))
-    if G.c_dim > 0 and preset_names and set(preset_names) <= set(class_names):  # --cond preset or preset+state
-        by_label = label_readings(_read_by_label(G, enc, class_names, preset_names, max(1, n // 10), seed),
+    # A --cond preset or preset+state generator: each preset is one of its classes.
+    if G.c_dim > 0 and preset_names and set(preset_names) <= set(getattr(G, "class_names", ())):
+        by_label = label_readings(_read_by_label(G, enc, preset_names, max(1, n // 10), seed),
                                   readings.world.expression.numpy(), ds.params["preset"][:n], preset_names, presets)
     names = tuple(str(x) for x in ds.info.get("expression_names", ()))
     if sheets_dir is not None:
@@ -87,14 +87,14 @@ def eval_generator_on_world(network: str, data_dir: str | os.PathLike | None, en
     return dataclasses.replace(report, label_readings={f"preset:{k}": v for k, v in by_label.items()})
 
 
-def _read_by_label(G, enc, class_names: list[str], preset_names: list[str], m: int, seed: int) -> dict:
+def _read_by_label(G, enc, preset_names: list[str], m: int, seed: int) -> dict:
     """preset name -> (m, E) encoder expression readings of ``G``'s images with that preset's label (the
     class of that name among ``G``'s ``class_names``), the same m latents for every label."""
     import torch
 
     out = {}
     for name in preset_names:
-        c = torch.nn.functional.one_hot(torch.full((m,), class_names.index(name)), G.c_dim).to(torch.float32)
+        c = torch.nn.functional.one_hot(torch.full((m,), G.class_names.index(name)), G.c_dim).to(torch.float32)
         out[name] = predict(enc, generate_uint8(G, m, seed + 1, labels=c)).expression.numpy()
     return out
 

@@ -65,10 +65,8 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
         if cfg.resolution != ds.resolution:
             raise InputError(f"{data_dir}: images are {ds.resolution} px but config '{config}' trains at {cfg.resolution} px")
     per_image = None
-    if cfg.class_names:
-        names, per_image, _ = classes or _labels_of(ds, cfg.class_names)
-        if names != cfg.class_names:
-            raise InputError(f"{data_dir}: its classes {list(names)} differ from the run's {list(cfg.class_names)}")
+    if cfg.class_names:  # a new run's classes are the --cond kind's; a resumed run's are found by name
+        per_image = (classes or _labels_of(ds, cfg.class_names))[1]
     # Checked before the (slow) image loading.
     order = repeat_presets(ds, cfg.preset_repeat, None if per_image is None else (cfg.class_names, per_image))
     labels = None if per_image is None else per_image[order]
@@ -172,7 +170,8 @@ def repeat_presets(ds, preset_repeat: tuple[tuple[str, int], ...],
                 counts[per_image.numpy() == class_names.index(name)] = int(k)
             else:
                 known = list(names) + [c for c in class_names if c not in names]
-                raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets or classes ({', '.join(known)})")
+                raise InputError(f"{ds.root}: preset_repeat names '{name}', not one of its presets or classes "
+                                 f"({', '.join(known)})")
     return torch.from_numpy(np.repeat(np.arange(len(ds)), counts))
 
 
