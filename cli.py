@@ -316,9 +316,9 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_encoder_cmd(data_dir, out_path, steps, batch, holdout, seed, widths, spatial_head, quiet) -> None:
     """Train the face-parameter encoder on a world dataset and print its held-out errors."""
-    from rig.world.encoder import EncoderConfig
+    from rig.instruments.encoder import EncoderConfig
     from rig.world.encoder_run import train_encoder_on_world
-    from rig.world.encoder_train import EncoderTrainConfig
+    from rig.instruments.encoder_train import EncoderTrainConfig
 
     try:
         stage_widths = tuple(int(w) for w in widths.split(","))

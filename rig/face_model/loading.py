@@ -25,7 +25,7 @@ def resolve_face_model_path(spec: str | os.PathLike) -> Path:
         if not path.is_file():
             raise CheckpointError(
                 f"the embedded default head has not been built: {path} is missing "
-                "(build it with rig.face_model.build_default, or pass --face-model PATH to a FLAME "
+                "(build it with rig.default_head.build, or pass --face-model PATH to a FLAME "
                 "generic_model.pkl or a rig face-model .npz)")
         return path
     return Path(spec)

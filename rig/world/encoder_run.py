@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from rig.errors import InputError
-from rig.world.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
-from rig.world.encoder_train import EncoderTrainConfig, predict, train_encoder
+from rig.instruments.encoder import TARGET_KEYS, EncoderConfig, EncoderReport, load_encoder, save_encoder
+from rig.instruments.encoder_train import EncoderTrainConfig, predict, train_encoder
 from rig.world.evaluate import (GeneratorReport, generate_uint8, label_readings, read_generator_and_world,
                                 report_from_readings)
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from rig.errors import InputError
-from rig.world.encoder import EncoderOutput, FaceEncoder
-from rig.world.encoder_train import predict
+from rig.instruments.encoder import EncoderOutput, FaceEncoder
+from rig.instruments.encoder_train import predict
 
 
 def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:

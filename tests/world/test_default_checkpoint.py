@@ -25,8 +25,8 @@ def test_rig_generate_default_writes_distinct_heads(tmp_path):
 
 def test_shipped_encoder_sees_faces_in_generated_images_and_not_in_noise():
     from rig.stylegan2.checkpoints import load_generator
-    from rig.world.encoder import load_encoder
-    from rig.world.encoder_train import predict
+    from rig.instruments.encoder import load_encoder
+    from rig.instruments.encoder_train import predict
     from rig.world.evaluate import generate_uint8, plausible_faces
 
     G, enc = load_generator("default"), load_encoder("default")
@@ -77,8 +77,8 @@ def test_shipped_encoder_reads_fresh_world_renders(tmp_path):
     # median correlation of an expression unit with its truth 0.4; the bounds leave room for BLAS / platform differences, not for a worse encoder.
     from rig.world.config import WorldConfig
     from rig.world.dataset import WorldDataset
-    from rig.world.encoder import TARGET_KEYS, load_encoder
-    from rig.world.encoder_train import evaluate_encoder, predict
+    from rig.instruments.encoder import TARGET_KEYS, load_encoder
+    from rig.instruments.encoder_train import evaluate_encoder, predict
     from rig.world.sampler import sample_world
 
     sample_world(tmp_path / "w", 96, 7, WorldConfig(resolution=64), progress=False)

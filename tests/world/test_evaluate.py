@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rig.errors import InputError
-from rig.world.encoder import EncoderOutput
+from rig.instruments.encoder import EncoderOutput
 from rig.world.evaluate import frechet_distance, frechet_from_moments, plausible_faces
 
 

@@ -52,7 +52,7 @@ def test_sample_train_eval_on_tiny_world(tmp_path):
     out = _run(["train", "encoder", "--data", str(data), "--out", str(enc), "--steps", "5", "--batch", "8",
                 "--holdout", "8", "--widths", "8,16", "--spatial-head", "16", "--quiet"])
     assert "landmarks:" in out and enc.is_file()
-    from rig.world.encoder import load_encoder
+    from rig.instruments.encoder import load_encoder
 
     assert load_encoder(enc).cfg.widths == (8, 16) and load_encoder(enc).cfg.spatial_head == 16
     # A fine-tune with a reading critic on that encoder; the resumed run loads the encoder again.

@@ -72,7 +72,7 @@ def train_generator(data_dir: str | os.PathLike, run_dir: str | os.PathLike, con
     labels = None if per_image is None else per_image[order]
     reader = None
     if cfg.reader:
-        from rig.world.encoder import load_reader
+        from rig.instruments.encoder import load_reader
 
         reader = load_reader(cfg.reader)
     images = ds.load_images(progress=progress)[order]

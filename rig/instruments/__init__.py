@@ -1,0 +1,7 @@
+"""Measuring instruments: networks and detectors that read rig parameters back out of images.
+
+``encoder``: the default world's face-parameter encoder (a CNN trained on world renders;
+``encoder_train`` trains it). Used by the labeler of ``rig label``, by ``rig eval generator`` /
+``rig eval rignet`` and by the inversion's losses; ``dlib_reader`` is the independent one
+(dlib's 68 landmarks and 128-D descriptor) that judges what the encoder was trained with.
+"""
