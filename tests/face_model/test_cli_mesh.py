@@ -16,12 +16,10 @@ import pytest
 from click.testing import CliRunner
 from scipy.spatial.transform import Rotation
 
-from cli import main
+from rig.cli import main
 from rig.io.obj import read_obj
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str):
@@ -56,7 +54,7 @@ def test_mesh_in_a_real_subprocess(tmp_path, flame_pkl, reference_arrays, refere
     params = tmp_path / "P.json"
     params.write_text(json.dumps({k: v.tolist() for k, v in reference_arrays(1).items()}))
     out = tmp_path / "m.obj"
-    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "mesh", "--face-model", str(flame_pkl), "--params",
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mesh", "--face-model", str(flame_pkl), "--params",
                            str(params), "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert np.abs(read_obj(out).vertices - reference_forward["verts_1"]).max() <= 1e-6
@@ -65,7 +63,7 @@ def test_mesh_in_a_real_subprocess(tmp_path, flame_pkl, reference_arrays, refere
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(b"\x80\x02cposix\nsystem\nX" + len(f"touch {marker}").to_bytes(4, "little")
                      + f"touch {marker}".encode() + b"\x85R.")
-    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "mesh", "--face-model", str(evil), "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mesh", "--face-model", str(evil), "-o", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "posix.system" in proc.stderr
     assert "Traceback" not in proc.stderr and not marker.exists()

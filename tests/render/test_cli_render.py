@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
+from rig.cli import main
 from rig.io.obj import read_obj
 from rig.paths import default_head_path
 from render_helpers import ray_cast_depth

@@ -4,7 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
+from rig.cli import main
 from rig.stylegan2.generate import parse_seeds
 
 

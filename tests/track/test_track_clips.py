@@ -95,7 +95,7 @@ def test_scale_and_translation_trajectory(tmp_path, detector, head, photo_landma
 
 
 def test_cli_writes_track_npz_and_overlay(tmp_path, detector):
-    from cli import main
+    from rig.cli import main
 
     traj = roll_swing(12, math.radians(10.0), width=240, height=240, scale=0.8)
     video = tmp_path / "clip.mp4"
@@ -123,7 +123,7 @@ def test_cli_writes_track_npz_and_overlay(tmp_path, detector):
 
 
 def test_cli_faceless_and_corrupt_videos_fail_with_one_clear_line(tmp_path):
-    from cli import main
+    from rig.cli import main
 
     blank = tmp_path / "blank.mp4"
     write_video(blank, np.full((6, 96, 128, 3), 120, np.uint8), fps=25)
@@ -206,7 +206,7 @@ def test_phone_style_rotation_tag_is_honoured(tmp_path, detector):
 
 
 def test_cli_start_end_select_seconds(tmp_path):
-    from cli import main
+    from rig.cli import main
 
     traj = roll_swing(20, 0.0, width=240, height=240, scale=0.8)
     video = tmp_path / "c.mp4"
@@ -226,7 +226,7 @@ def test_cli_with_a_flame_format_model(tmp_path, flame_fixture_dir):
     The fixture's head is synthetic (its landmarks are not a real face's), so only the plumbing is
     checked: widths of the stored parameters, finite outputs, the overlay.
     """
-    from cli import main
+    from rig.cli import main
 
     traj = roll_swing(6, 0.1, width=240, height=240, scale=0.8)
     video = tmp_path / "c.mp4"

@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
+from rig.cli import main
 from rig.paths import default_encoder_path, default_generator_path
 
 pytestmark = pytest.mark.skipif(not (default_generator_path().is_file() and default_encoder_path().is_file()),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from rig.cli import main
 
 
 def _run(args):
