@@ -1,0 +1,167 @@
+"""``rig label``, ``rig puppet``, ``rig train rignet``, ``rig eval rignet``: steering StyleGAN with the rig."""
+
+from __future__ import annotations
+
+import click
+
+from rig.cli.app import eval_group, main, train_group
+
+
+@main.command("label")
+@click.option("--network", default="default", show_default=True, help="Generator: 'default', NVIDIA .pkl, .pt or .safetensors.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Label-set folder (resumable).")
+@click.option("--n", "n", type=int, required=True, help="Number of latents to draw and label.")
+@click.option("--labeler", type=click.Choice(["encoder", "track"]), default="encoder", show_default=True,
+              help="encoder: the default world's face-parameter encoder; track: dlib 68 landmarks + the tracker's "
+                   "model fit (any face generator; needs the [track] extra).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sample i depends on (seed, i) only.")
+@click.option("--mix-prob", type=float, default=0.5, show_default=True, help="Share of style-mixed W+ latents.")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--shard-size", type=int, default=1024, show_default=True)
+@click.option("--batch", type=int, default=64, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def label_cmd(network, out_dir, n, labeler, seed, mix_prob, truncation_psi, shard_size, batch, device, quiet) -> None:
+    """Draw W+ latents of a generator and label G(w) with rig parameters (for rig train rignet)."""
+    from pathlib import Path
+
+    from rig.rignet.labels import LabelConfig, label_latents, summary_lines
+
+    cfg = LabelConfig(network, Path(out_dir), n, labeler, seed, shard_size, batch, mix_prob, truncation_psi, device)
+    for line in summary_lines(label_latents(cfg, progress=not quiet), out_dir):
+        click.echo(line)
+
+
+@train_group.command("rignet")
+@click.option("--network", default="default", show_default=True, help="The generator the label set was drawn from.")
+@click.option("--labels", "labels_dir", required=True, type=click.Path(file_okay=False), help="Folder written by rig label.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: snapshot.pt, log.jsonl, losses.png and, at the end, rignet.safetensors.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its snapshot.")
+@click.option("--reader-steps", type=int, default=None, help="Steps of the parameter reader F.")
+@click.option("--steps", type=int, default=None, help="RigNet steps with F as the labeler's stand-in.")
+@click.option("--g-steps", type=int, default=None, help="RigNet steps with G and the labeler in the loop (0: skip).")
+@click.option("--design", type=click.Choice(["delta", "absolute"]), default=None,
+              help="delta: the decoder sees the requested change (zero edit = w exactly); absolute: StyleRig's "
+                   "baseline (the decoder sees the absolute target).")
+@click.option("--layers", "layers_spec", default=None,
+              help="Which W+ layers each group may move, e.g. 'pose=0-3,jaw=0-5,expression=0-5,eyes=0-7'.")
+@click.option("--seed", type=int, default=None)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_rignet_cmd(network, labels_dir, out_dir, resume, reader_steps, steps, g_steps, design, layers_spec, seed,
+                     quiet) -> None:
+    """Train the parameter reader F and RigNet on a label set (resumable)."""
+    from dataclasses import replace
+
+    from rig.rignet.model import parse_layers
+    from rig.rignet.train import RigNetTrainConfig, train_rignet
+
+    cfg = RigNetTrainConfig()
+    overrides = {k: v for k, v in dict(reader_steps=reader_steps, steps=steps, g_steps=g_steps, seed=seed).items()
+                 if v is not None}
+    rcfg = cfg.rignet
+    if design is not None:
+        rcfg = replace(rcfg, design=design)
+    if layers_spec is not None:
+        from rig.rignet.model import default_layers
+
+        rcfg = replace(rcfg, layers=dict(rcfg.layers or default_layers(), **parse_layers(layers_spec)))
+    cfg = replace(cfg, rignet=rcfg, **overrides)
+    out = train_rignet(network, labels_dir, out_dir, cfg, resume=resume, progress=not quiet)
+    click.echo(f"wrote {out}")
+
+
+def _angle(name: str):
+    return click.option(f"--{name}", type=float, default=None,
+                        help=f"Head {name} in degrees (relative to the source's own reading unless --absolute)."
+                        if name != "jaw" else "Jaw opening in degrees (relative unless --absolute).")
+
+
+@main.command("puppet")
+@click.option("--network", default="default", show_default=True, help="Generator: 'default' or a network file.")
+@click.option("--rignet", default="default", show_default=True, help="RigNet file trained for that generator.")
+@click.option("--seed", type=int, default=None, help="Source face: this seed as rig generate --seeds draws it.")
+@click.option("--class", "cls", default=None, help="Class (index or name) of a conditional network; default: the seed's draw.")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi of the seed.")
+@click.option("--face", "face_file", type=click.Path(dir_okay=False), default=None, help="Source face file (.npz).")
+@click.option("--latent", "latent_file", type=click.Path(dir_okay=False), default=None,
+              help="Source W+ latent .npy, (num_ws, w_dim) or (w_dim,).")
+@_angle("yaw")
+@_angle("pitch")
+@_angle("roll")
+@_angle("jaw")
+@click.option("--expr", "exprs", multiple=True, help="Named preset [:STRENGTH] added to the source's expression "
+              "(repeatable; --absolute replaces it), e.g. smile or smile:0.5.")
+@click.option("--unit", "units", multiple=True, help="Expression unit NAME=VALUE (face-model units, repeatable).")
+@click.option("--eyes", type=click.Choice(["closed", "open"]), default=None, help="Close or open both eyes.")
+@click.option("--absolute", is_flag=True, help="Angles and expressions are absolute, not relative to the source.")
+@click.option("--sweep", "sweeps", multiple=True, help="PARAM=A:B:N (yaw, pitch, roll, jaw or expr:NAME); two make a grid.")
+@click.option("--frames-dir", type=click.Path(file_okay=False), default=None,
+              help="With --sweep/--params: every frame as frame_NNNN.png plus targets.json.")
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
+              help="RigParams sequence (.npz/.json, or a rig track output): one frame each; -o OUT.mp4 writes a video.")
+@click.option("--fps", type=float, default=25.0, show_default=True, help="Frame rate of an .mp4 output.")
+@click.option("--side-by-side", is_flag=True, help="Put the rig render of the target beside the GAN image.")
+@click.option("--display-size", type=int, default=None, help="Upsample the output to this height for viewing.")
+@click.option("--save-w", is_flag=True, help="Also write OUT_w.npy: the edited W+ latent.")
+@click.option("--save-face", type=click.Path(dir_okay=False), default=None, help="Also write the edited face file (.npz).")
+@click.option("--refine", "refine_steps", type=int, default=0, show_default=True,
+              help="Optimise the edited latent for STEPS so the labeler's reading matches the target.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Output .png (or .mp4).")
+def puppet_cmd(network, rignet, seed, cls, truncation_psi, face_file, latent_file, yaw, pitch, roll, jaw, exprs, units,
+               eyes, absolute, sweeps, frames_dir, params_file, fps, side_by_side, display_size, save_w, save_face,
+               refine_steps, device, output) -> None:
+    """Puppeteer a StyleGAN face by rig parameters (RigNet)."""
+    from pathlib import Path
+
+    from rig.rignet.edit import EditRequest, parse_expr, parse_unit
+    from rig.rignet.puppet import PuppetConfig, parse_sweep, run_puppet
+
+    req = EditRequest(yaw, pitch, roll, jaw, tuple(parse_expr(e) for e in exprs), tuple(parse_unit(u) for u in units),
+                      eyes, absolute)
+    cfg = PuppetConfig(Path(output), network, rignet, seed, cls, truncation_psi,
+                       Path(face_file) if face_file else None, Path(latent_file) if latent_file else None, req,
+                       tuple(parse_sweep(s) for s in sweeps), Path(params_file) if params_file else None,
+                       Path(frames_dir) if frames_dir else None, side_by_side, display_size, save_w,
+                       Path(save_face) if save_face else None, refine_steps, fps, device)
+    result = run_puppet(cfg)
+    for line in result.lines:
+        click.echo(line)
+
+
+@eval_group.command("rignet")
+@click.option("--network", default="default", show_default=True)
+@click.option("--rignet", default="default", show_default=True)
+@click.option("--n", "n", type=int, default=64, show_default=True, help="Source faces (seeds SEED..SEED+N-1).")
+@click.option("--seed", type=int, default=1000, show_default=True, help="First source seed.")
+@click.option("--no-dlib", is_flag=True, help="Skip the independent dlib reading (the encoder only).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the numbers as JSON.")
+@click.option("--sheets", "sheets_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the seeds x yaw and seeds x presets sheets (rig render beside) here.")
+@click.option("--quiet", is_flag=True)
+def eval_rignet_cmd(network, rignet, n, seed, no_dlib, json_out, sheets_dir, quiet) -> None:
+    """The control table of a RigNet: targets vs readings by the encoder and by dlib, beside their floors."""
+    import json
+
+    from rig.errors import InputError
+    from rig.io.atomic import write_text_atomic
+    from rig.rignet.editor import Editor
+    from rig.rignet.evaluate import evaluate_rignet
+
+    if not 2 <= n <= 4096:
+        raise InputError(f"--n {n}: choose 2..4096")
+    ed = Editor.load(network, rignet)
+    for line in ed.notices:
+        click.echo(line)
+    if sheets_dir is not None:
+        from rig.rignet.sheets import write_eval_sheets
+
+        for path in write_eval_sheets(ed, sheets_dir, seeds=range(seed, seed + 6)):
+            click.echo(f"wrote {path}")
+    report = evaluate_rignet(ed, n=n, seed=seed, progress=not quiet, dlib=not no_dlib)
+    for line in report.lines():
+        click.echo(line)
+    if json_out:
+        write_text_atomic(json_out, json.dumps({"n": report.n, "numbers": report.numbers,
+                                                "verdicts": report.verdicts}, indent=1, default=float) + "\n")

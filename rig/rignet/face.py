@@ -1,0 +1,116 @@
+"""A ``Face``: one W+ latent with the identity of its generator and how it was made, and its file.
+
+The face file is a plain-array ``.npz`` (``np.load(..., allow_pickle=False)``), the one format every
+command and the Python API read and write:
+
+    format              () str  "rig.face/1"
+    ws                  (num_ws, w_dim) float32 W+ latent
+    generator_identity  () str  ``rig.stylegan2.identity.generator_identity`` of the generator
+    provenance          () str  JSON: e.g. {"seed": 3, "class": "smile", "truncation_psi": 1.0,
+                                "noise_mode": "const"} or {"made_by": "rig puppet", "edit": {...}, "parent": {...}}
+    control_names       (P,) str, controls (P,) float64   optional: a labeler's reading of G(ws)
+
+``--latent`` also takes a bare ``.npy`` of shape (num_ws, w_dim) or (w_dim,) (as ``rig generate
+--save-w`` writes), checked against the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rig.errors import InputError
+from rig.io.atomic import atomic_path
+
+FACE_FORMAT = "rig.face/1"
+_MAX_FACE_BYTES = 64 << 20  # a W+ latent is kilobytes; anything this large is not a face file
+
+
+@dataclass
+class Face:
+    """ws: (num_ws, w_dim) float32 tensor; generator_identity: str; provenance: JSON-able dict;
+    controls: optional (P,) reading of G(ws) with its ``control_names``."""
+
+    ws: torch.Tensor
+    generator_identity: str
+    provenance: dict = field(default_factory=dict)
+    controls: np.ndarray | None = None
+    control_names: tuple[str, ...] = ()
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        if path.suffix.lower() != ".npz":
+            raise InputError(f"{path}: face files end in .npz")
+        arrays = {"format": np.array(FACE_FORMAT), "ws": self.ws.detach().cpu().float().numpy(),
+                  "generator_identity": np.array(self.generator_identity),
+                  "provenance": np.array(json.dumps(self.provenance))}
+        if self.controls is not None:
+            arrays["controls"] = np.asarray(self.controls, np.float64)
+            arrays["control_names"] = np.array(list(self.control_names))
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+
+
+def _str(z, key: str, path: Path) -> str:
+    a = z[key]
+    if a.dtype.kind != "U" or a.ndim != 0:
+        raise InputError(f"{path}: '{key}' must be a string")
+    return str(a)
+
+
+def load_face(path: str | os.PathLike, num_ws: int, w_dim: int) -> Face:
+    """Read a face file, checking its latent's shape against the network's (num_ws, w_dim)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: face file not found")
+    if path.stat().st_size > _MAX_FACE_BYTES:
+        raise InputError(f"{path}: {path.stat().st_size} bytes is far too large for a face file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z.files or "ws" not in z.files:
+                raise InputError(f"{path}: not a rig face file (keys {', '.join(z.files)})")
+            if _str(z, "format", path) != FACE_FORMAT:
+                raise InputError(f"{path}: face format {_str(z, 'format', path)!r}, rig reads {FACE_FORMAT!r}")
+            ws = z["ws"]
+            ident = _str(z, "generator_identity", path) if "generator_identity" in z.files else ""
+            prov = json.loads(_str(z, "provenance", path)) if "provenance" in z.files else {}
+            controls = z["controls"].astype(np.float64) if "controls" in z.files else None
+            names = tuple(str(n) for n in z["control_names"]) if "control_names" in z.files else ()
+    except (ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable face file ({e})") from None
+    if not isinstance(prov, dict):
+        raise InputError(f"{path}: provenance must be a JSON object")
+    return Face(check_latent(ws, num_ws, w_dim, str(path)), ident, prov, controls, names)
+
+
+def check_latent(ws: np.ndarray, num_ws: int, w_dim: int, source: str) -> torch.Tensor:
+    """(num_ws, w_dim) float32 tensor from an array of that shape or a single (w_dim,) w (broadcast)."""
+    ws = np.asarray(ws)
+    if not np.issubdtype(ws.dtype, np.floating):
+        raise InputError(f"{source}: latent has dtype {ws.dtype}, expected floats")
+    if ws.shape == (w_dim,):
+        ws = np.broadcast_to(ws, (num_ws, w_dim))
+    if ws.shape != (num_ws, w_dim):
+        raise InputError(f"{source}: latent of shape {ws.shape}; this network takes ({num_ws}, {w_dim}) or ({w_dim},)")
+    if not np.all(np.isfinite(ws)):
+        raise InputError(f"{source}: latent holds NaN or inf")
+    return torch.from_numpy(np.array(ws, np.float32))
+
+
+def load_latent_npy(path: str | os.PathLike, num_ws: int, w_dim: int) -> torch.Tensor:
+    """A bare ``.npy`` latent (num_ws, w_dim) or (w_dim,), checked; also accepts (1, num_ws, w_dim)."""
+    path = Path(path)
+    try:
+        ws = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: latent file not found") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a plain .npy array ({e})") from None
+    if ws.ndim == 3 and ws.shape[0] == 1:
+        ws = ws[0]
+    return check_latent(ws, num_ws, w_dim, str(path))
