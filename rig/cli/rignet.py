@@ -95,7 +95,8 @@ def _angle(name: str):
 @click.option("--unit", "units", multiple=True, help="Expression unit NAME=VALUE (face-model units, repeatable).")
 @click.option("--eyes", type=click.Choice(["closed", "open"]), default=None, help="Close or open both eyes.")
 @click.option("--absolute", is_flag=True, help="Angles and expressions are absolute, not relative to the source.")
-@click.option("--sweep", "sweeps", multiple=True, help="PARAM=A:B:N (yaw, pitch, roll, jaw or expr:NAME); two make a grid.")
+@click.option("--sweep", "sweeps", multiple=True, help="PARAM=A:B:N (yaw, pitch, roll, jaw or expr:NAME for a strength), "
+              "or expr=NAME,NAME,... (presets at strength 1); two make a grid.")
 @click.option("--frames-dir", type=click.Path(file_okay=False), default=None,
               help="With --sweep/--params: every frame as frame_NNNN.png plus targets.json.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
@@ -139,8 +140,10 @@ def puppet_cmd(network, rignet, seed, cls, truncation_psi, face_file, latent_fil
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the numbers as JSON.")
 @click.option("--sheets", "sheets_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the seeds x yaw and seeds x presets sheets (rig render beside) here.")
+@click.option("--baseline", "baseline_labels", type=click.Path(file_okay=False), default=None,
+              help="Also compare with a linear yaw direction in W fit on this label set (rig label).")
 @click.option("--quiet", is_flag=True)
-def eval_rignet_cmd(network, rignet, n, seed, no_dlib, json_out, sheets_dir, quiet) -> None:
+def eval_rignet_cmd(network, rignet, n, seed, no_dlib, json_out, sheets_dir, baseline_labels, quiet) -> None:
     """The control table of a RigNet: targets vs readings by the encoder and by dlib, beside their floors."""
     import json
 
@@ -162,6 +165,19 @@ def eval_rignet_cmd(network, rignet, n, seed, no_dlib, json_out, sheets_dir, qui
     report = evaluate_rignet(ed, n=n, seed=seed, progress=not quiet, dlib=not no_dlib)
     for line in report.lines():
         click.echo(line)
+    if baseline_labels:
+        from rig.rignet.evaluate import linear_baseline
+
+        base = linear_baseline(ed, baseline_labels, n=min(n, 32), seed=seed, dlib=not no_dlib)
+        report.numbers["linear_baseline"] = base
+        click.echo(f"\nlinear yaw direction in W (ridge fit r = {base['fit_r']:.3f}) vs RigNet, relative turns, "
+                   f"mean change read by the encoder:")
+        for turn, row in base["turns"].items():
+            click.echo(f"  {turn:+g} deg: linear {row['linear']:+.1f}, RigNet {row['rignet']:+.1f}")
+        if "linear_identity_share_20" in base:
+            click.echo(f"  dlib distance of the +-20 deg turn to the unedited face, share of between-seeds "
+                       f"{base['between_seeds']:.3f}: linear {base['linear_identity_share_20']:.2f}, "
+                       f"RigNet {base['rignet_identity_share_20']:.2f}")
     if json_out:
         write_text_atomic(json_out, json.dumps({"n": report.n, "numbers": report.numbers,
                                                 "verdicts": report.verdicts}, indent=1, default=float) + "\n")

@@ -30,12 +30,15 @@ SWEEP_PARAMS = ("yaw", "pitch", "roll", "jaw")
 
 def _as_request(yaw=None, pitch=None, roll=None, jaw=None, expr=None, units=None, eyes=None,
                 absolute=False) -> EditRequest:
-    if isinstance(expr, str):
+    """An ``EditRequest`` from the API's keyword form: ``expr`` a preset name, "name:strength", a
+    (name, strength) pair or a list of these; ``units`` a dict, "NAME=V" strings or (name, value) pairs.
+    Every value passes the same checks as on the command line."""
+    if isinstance(expr, (str, tuple)):
         expr = [expr]
-    exprs = tuple(parse_expr(e) if isinstance(e, str) else (str(e[0]), float(e[1])) for e in (expr or ()))
+    exprs = tuple(parse_expr(e if isinstance(e, str) else f"{e[0]}:{e[1]}") for e in (expr or ()))
     if isinstance(units, dict):
         units = list(units.items())
-    us = tuple(parse_unit(u) if isinstance(u, str) else (str(u[0]), float(u[1])) for u in (units or ()))
+    us = tuple(parse_unit(u if isinstance(u, str) else f"{u[0]}={u[1]}") for u in (units or ()))
     return EditRequest(yaw, pitch, roll, jaw, exprs, us, eyes, absolute)
 
 
@@ -156,8 +159,10 @@ class Editor:
         return self.labeler.read(images.to(self.device))
 
     def controls_of(self, face: Face) -> np.ndarray:
-        """(P,) the labeler's reading of ``G(face)`` (cached on the face)."""
-        if face.controls is None or tuple(face.control_names) != self.space.names:
+        """(P,) the labeler's reading of ``G(face)`` (cached on the face; a cached reading is trusted
+        only for a face of this generator)."""
+        if face.controls is None or tuple(face.control_names) != self.space.names \
+                or face.generator_identity != self.identity:
             controls, _ = self.read_controls(self.synthesize(face.ws[None]))
             face.controls, face.control_names = controls[0], self.space.names
         return face.controls
@@ -168,8 +173,10 @@ class Editor:
         from rig.rignet.preview import controls_to_params
 
         x = torch.as_tensor(np.asarray(image))
-        if x.dtype == torch.uint8:
+        if x.dtype == torch.uint8 and x.ndim == 3 and x.shape[2] == 3:
             x = x.permute(2, 0, 1).float() / 127.5 - 1
+        elif not (x.is_floating_point() and x.ndim == 3 and x.shape[0] == 3):
+            raise InputError(f"read: expected an (H, W, 3) uint8 or (3, H, W) float image, got {x.dtype} {tuple(x.shape)}")
         controls, _ = self.read_controls(x[None].float())
         return controls_to_params(self.space, self.calibration, controls[0])
 
@@ -188,8 +195,12 @@ class Editor:
 
     def edit(self, face: Face, yaw=None, pitch=None, roll=None, jaw=None, expr=None, units=None, eyes=None,
              absolute: bool = False, request: EditRequest | None = None) -> Face:
-        """The face with the edit applied by RigNet (see the module docstring)."""
+        """The face with the edit applied by RigNet (see the module docstring); ``request`` (an
+        ``EditRequest``) replaces the keyword form."""
         self.check_face(face)
+        keywords = (yaw, pitch, roll, jaw, expr, units, eyes)
+        if request is not None and (any(k is not None for k in keywords) or absolute):
+            raise InputError("edit: give either request= or keyword edits, not both")
         req = request or _as_request(yaw, pitch, roll, jaw, expr, units, eyes, absolute)
         source = self.controls_of(face)
         if req.is_empty():
@@ -201,6 +212,8 @@ class Editor:
 
     def edit_many(self, face: Face, requests: list[EditRequest]) -> list[Face]:
         """One face, many edits, in one batched RigNet call."""
+        if not requests:
+            raise InputError("no edits to apply (an empty sweep?)")
         self.check_face(face)
         source = self.controls_of(face)
         targets = np.stack([self.targets(face, r)[0] for r in requests])
@@ -215,8 +228,8 @@ class Editor:
         for v in values:
             kw = dict(fixed)
             if param.startswith("expr:"):
-                kw["expr"] = [(param[5:], float(v))] + list(kw.get("expr", []) if not isinstance(kw.get("expr"), str)
-                                                             else [parse_expr(kw["expr"])])
+                extra = kw.get("expr") or []
+                kw["expr"] = [(param[5:], float(v))] + ([extra] if isinstance(extra, (str, tuple)) else list(extra))
             elif param in SWEEP_PARAMS:
                 kw[param] = float(v)
             else:

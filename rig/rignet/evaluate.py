@@ -64,15 +64,17 @@ def _slope(target: np.ndarray, reading: np.ndarray) -> float:
     return float(np.polyfit(target[ok], reading[ok], 1)[0])
 
 
-def _pose_share_of_identity(reader, n: int = 16, seed: int = 23) -> float:
-    """Median dlib distance between renders of one head at yaw 0 and at +-20 deg (world renders)."""
+def _pose_share_of_identity(reader, n: int = 16, seed: int = 23, turns=(10.0, 20.0, 30.0)) -> dict[float, float]:
+    """turn -> median dlib distance between renders of one head at yaw 0 and at +-turn (world renders):
+    how far a turn alone moves the descriptor, with the identity exactly kept."""
     from rig.face_model.params import compose_axis_angle, euler_to_axis_angle
     from rig.instruments.dlib_reader import descriptor_distance
     from rig.rignet.calibration import render_world_rows, world_rows
 
     base = world_rows(n, seed)
+    yaws = (0.0,) + tuple(s * t for t in turns for s in (-1, 1))
     rows = []
-    for yaw in (0.0, -20.0, 20.0):
+    for yaw in yaws:
         for r in base:
             r = dict(r)
             ypr = np.array([math.radians(yaw), 0.0, 0.0])
@@ -81,9 +83,29 @@ def _pose_share_of_identity(reader, n: int = 16, seed: int = 23) -> float:
             r["neck_pose"] = neck.astype(np.float32)
             r["head_ypr"] = ypr.astype(np.float32)
             rows.append(r)
-    d = reader.read(render_world_rows(rows)).descriptor
-    front, left, right = d[:n], d[n:2 * n], d[2 * n:]
-    return float(np.nanmedian(np.concatenate([descriptor_distance(front, left), descriptor_distance(front, right)])))
+    d = reader.read(render_world_rows(rows)).descriptor.reshape(len(yaws), n, -1)
+    out = {}
+    for k, t in enumerate(turns):
+        out[t] = float(np.nanmedian(np.concatenate([descriptor_distance(d[0], d[1 + 2 * k]),
+                                                    descriptor_distance(d[0], d[2 + 2 * k])])))
+    return out
+
+
+def _preset_share_of_identity(reader, n: int = 16, seed: int = 29) -> float:
+    """Median dlib distance between renders of one head neutral and with each named preset at strength 1."""
+    from rig.face_model import load_face_model
+    from rig.instruments.dlib_reader import descriptor_distance
+    from rig.rignet.calibration import render_world_rows, world_rows
+    from rig.world.priors import preset_table
+
+    table = preset_table(load_face_model("default"))
+    base = world_rows(n, seed)
+    rows = list(base)
+    for name in sorted(table):
+        rows += [dict(r, expression=table[name][0].astype(np.float32).copy(),
+                      jaw_pose=np.array([table[name][1], 0, 0], np.float32)) for r in base]
+    d = reader.read(render_world_rows(rows)).descriptor.reshape(1 + len(table), n, -1)
+    return float(np.nanmedian(np.concatenate([descriptor_distance(d[0], d[k]) for k in range(1, len(d))])))
 
 
 def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True, dlib: bool = True,
@@ -130,7 +152,7 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
         from rig.instruments.dlib_reader import DlibReader, calibrate_on_world
 
         reader = DlibReader()
-        dl = reader.read(flat, progress=progress)
+        dl = reader.read(flat)
         dl_src = reader.read(src_images)
         dfloor = calibrate_on_world(world_n, seed=0, reader=reader)
         rep.numbers["dlib_floor"] = dfloor
@@ -223,14 +245,17 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         between = float(np.nanmedian(descriptor_distance(ds[[i for i, _ in pairs]], ds[[j for _, j in pairs]])))
         by_kind = {}
-        turn20 = np.flatnonzero((kind_of == "yaw") & np.isin(np.array([v if isinstance(v, float) else 0 for v in val_of]), [-20.0, 20.0]))
-        by_kind["turn +-20"] = d_edit[:, turn20]
+        yaw_val = np.array([v if k == "yaw" else np.nan for k, v in zip(kind_of, val_of)], np.float64)
+        for t in (10.0, 20.0, 30.0):
+            by_kind[f"turn +-{t:g}"] = d_edit[:, np.isin(yaw_val, [-t, t])]
         by_kind["presets"] = d_edit[:, kind_of == "preset"]
         by_kind["jaw"] = d_edit[:, kind_of == "jaw"]
         by_kind["pitch"] = d_edit[:, kind_of == "pitch"]
-        evaluated = np.concatenate([by_kind["turn +-20"].ravel(), by_kind["presets"].ravel(), by_kind["jaw"].ravel()])
+        evaluated = np.concatenate([by_kind["turn +-20"].ravel(), by_kind["presets"].ravel(),
+                                    by_kind["jaw"][:, 1:].ravel()])  # the jaw's 0 deg target is no edit
         pose_share = _pose_share_of_identity(reader)
-        ident = {"between_seeds": between, "pose_share_20deg": pose_share,
+        preset_share = _preset_share_of_identity(reader)
+        ident = {"between_seeds": between, "pose_share": pose_share, "preset_share": preset_share,
                  "edits_median": float(np.nanmedian(evaluated)),
                  **{k: float(np.nanmedian(v)) for k, v in by_kind.items()}}
         rep.numbers["identity"] = ident
@@ -238,8 +263,11 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
                          f"({ident['edits_median'] / between:.2f} of between-seeds)", "",
                          f"between seeds {between:.3f}"))
         for k, v in by_kind.items():
+            turn = float(k.split("+-")[1]) if k.startswith("turn") else None
             rep.rows.append((f"  {k}", f"{np.nanmedian(v):.3f} ({np.nanmedian(v) / between:.2f})", "",
-                             f"same head turned +-20: {pose_share:.3f} ({pose_share / between:.2f})" if k == "turn +-20" else ""))
+                             f"same head turned +-{turn:g}: {pose_share[turn]:.3f} ({pose_share[turn] / between:.2f})"
+                             if turn else (f"same head, each preset: {preset_share:.3f} ({preset_share / between:.2f})"
+                                           if k == "presets" else "")))
     # ---- verdicts (the issue's bar)
     y = rep.numbers["yaw"]
     rep.verdicts.append((f"yaw median |error| {y['encoder_median_abs_err']:.2f} <= 3 deg (encoder)",
@@ -266,3 +294,58 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
         rep.verdicts.append((f"identity: median edit distance {ident['edits_median']:.3f} <= half the between-seeds "
                              f"{ident['between_seeds']:.3f}", ident["edits_median"] <= 0.5 * ident["between_seeds"]))
     return rep
+
+
+def linear_baseline(editor, labels_dir, n: int = 32, seed: int = 1000, turns=(-20.0, -10.0, 10.0, 20.0),
+                    dlib: bool = True) -> dict:
+    """The floor RigNet must beat: a ridge-regression yaw direction in W (fit on the unmixed latents of
+    the label set against their yaw reading), applied to every W+ layer, beside RigNet's relative turn,
+    on the same ``n`` sources. Returns per requested turn the mean change the encoder reads, and for
+    +-20 deg the median dlib distance to the unedited face as a share of the between-seeds median."""
+    from rig.rignet.calibration import read_uint8
+    from rig.rignet.labels import LabelSet
+
+    ed, space = editor, editor.space
+    L = LabelSet.load(labels_dir, readable_only=True)
+    unmixed = (L.ws[:, 0] - L.ws[:, -1]).abs().amax(1) == 0
+    w = L.ws[unmixed, 0].double().numpy()
+    yaw = L.controls[unmixed, space.index("yaw")].double().numpy()
+    X = w - w.mean(0)
+    d = np.linalg.solve(X.T @ X + 1e-2 * len(X) * np.eye(X.shape[1]), X.T @ (yaw - yaw.mean()))
+    fit_r = float(np.corrcoef(X @ d, yaw)[0, 1])
+    # Sources turned less than 12 deg, so that +-20 deg more stays inside the generator's range.
+    k = space.index("yaw")
+    faces, s = [], seed
+    while len(faces) < n and s < seed + 50 * n:
+        f = ed.latent(s)
+        if abs(math.degrees(ed.controls_of(f)[k])) < 12:
+            faces.append(f)
+        s += 1
+    n = len(faces)
+    src = np.stack([f.controls for f in faces])
+    ws = torch.stack([f.ws for f in faces])
+    out = {"fit_r": fit_r, "n": n, "turns": {}}
+    images = {"source": ed.render(ws)}
+    for turn in turns:
+        step = math.radians(turn) / float(d @ d)
+        lin = ws + torch.as_tensor(step * d, dtype=ws.dtype)[None, None]
+        rig = torch.stack([ed.edit(f, yaw=turn).ws for f in faces])
+        row = {}
+        for name, moved in (("linear", lin), ("rignet", rig)):
+            img = ed.render(moved)
+            images[(name, turn)] = img
+            row[name] = float(np.degrees(np.mean(read_uint8(ed.labeler, img)[:, k] - src[:, k])))
+        out["turns"][turn] = row
+    if dlib:
+        from rig.instruments.dlib_reader import DlibReader, descriptor_distance
+
+        reader = DlibReader()
+        ref = reader.read(images["source"]).descriptor
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        between = float(np.nanmedian(descriptor_distance(ref[[i for i, _ in pairs]], ref[[j for _, j in pairs]])))
+        for name in ("linear", "rignet"):
+            dist = [descriptor_distance(reader.read(images[(name, t)]).descriptor, ref) for t in (-20.0, 20.0)
+                    if (name, t) in images]
+            out[f"{name}_identity_share_20"] = float(np.nanmedian(np.concatenate(dist))) / between
+        out["between_seeds"] = between
+    return out

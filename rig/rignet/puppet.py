@@ -33,23 +33,33 @@ SWEEPABLE = ("yaw", "pitch", "roll", "jaw")
 
 @dataclass(frozen=True)
 class Sweep:
-    """``param`` from ``start`` to ``stop`` in ``n`` steps (``param``: yaw/pitch/roll/jaw or expr:NAME)."""
+    """``param`` over ``values``: yaw / pitch / roll / jaw (degrees) or ``expr:NAME`` (strength) from
+    ``PARAM=A:B:N``, or ``expr`` over preset names (each at strength 1) from ``expr=smile,blink``."""
 
     param: str
-    start: float
-    stop: float
-    n: int
+    values: tuple
 
     @property
-    def values(self) -> np.ndarray:
-        return np.linspace(self.start, self.stop, self.n)
+    def n(self) -> int:
+        return len(self.values)
+
+    def label(self, v) -> str:
+        return str(v) if self.param == "expr" else f"{self.param} {v:g}"
 
 
 def parse_sweep(text: str) -> Sweep:
-    """``"yaw=-20:20:7"`` or ``"expr:smile=0:1:5"`` -> ``Sweep``."""
-    m = re.fullmatch(r"\s*([A-Za-z_:]+)\s*=\s*([^:]+):([^:]+):(\d+)\s*", str(text))
+    """``"yaw=-20:20:7"``, ``"expr:smile=0:1:5"`` or ``"expr=smile,surprise,blink"`` -> ``Sweep``."""
+    text = str(text)
+    m = re.fullmatch(r"\s*expr\s*=\s*([A-Za-z_]+(?:\s*,\s*[A-Za-z_]+)*)\s*", text)
+    if m:
+        names = tuple(n.strip() for n in m.group(1).split(","))
+        if len(names) > 64:
+            raise InputError(f"--sweep {text!r}: at most 64 presets")
+        return Sweep("expr", names)
+    m = re.fullmatch(r"\s*([A-Za-z_:]+)\s*=\s*([^:]+):([^:]+):(\d+)\s*", text)
     if not m:
-        raise InputError(f"--sweep {text!r}: expected PARAM=A:B:N, e.g. yaw=-20:20:7 or expr:smile=0:1:5")
+        raise InputError(f"--sweep {text!r}: expected PARAM=A:B:N (e.g. yaw=-20:20:7, expr:smile=0:1:5) "
+                         "or expr=NAME,NAME,...")
     param = m.group(1)
     if param not in SWEEPABLE and not param.startswith("expr:"):
         raise InputError(f"--sweep {text!r}: PARAM must be one of {', '.join(SWEEPABLE)} or expr:NAME")
@@ -62,7 +72,7 @@ def parse_sweep(text: str) -> Sweep:
     n = int(m.group(4))
     if not 1 <= n <= 64:
         raise InputError(f"--sweep {text!r}: N must be 1..64")
-    return Sweep(param, a, b, n)
+    return Sweep(param, tuple(float(v) for v in np.linspace(a, b, n)))
 
 
 @dataclass(frozen=True)
@@ -230,14 +240,16 @@ def run_puppet(cfg: PuppetConfig, progress: bool = True, editor=None) -> PuppetR
         else:
             a = cfg.sweeps[0]
             b = cfg.sweeps[1] if len(cfg.sweeps) == 2 else None
-            reqs, labels_x = [], [f"{a.param} {v:g}" for v in a.values]
+            reqs, labels_x = [], [a.label(v) for v in a.values]
             for vb in (b.values if b else [None]):
                 for va in a.values:
                     r = cfg.request
                     for sw, v in ((a, va), (b, vb)):
                         if sw is None:
                             continue
-                        if sw.param.startswith("expr:"):
+                        if sw.param == "expr":
+                            r = replace(r, expr=r.expr + ((v, 1.0),))
+                        elif sw.param.startswith("expr:"):
                             r = replace(r, expr=r.expr + ((sw.param[5:], float(v)),))
                         else:
                             r = replace(r, **{sw.param: float(v)})
@@ -267,7 +279,7 @@ def run_puppet(cfg: PuppetConfig, progress: bool = True, editor=None) -> PuppetR
             write_video(out, views, cfg.fps)
         else:
             cells = [views[r * shape[1]:(r + 1) * shape[1]] for r in range(shape[0])]
-            row_labels = [f"{cfg.sweeps[1].param} {v:g}" for v in cfg.sweeps[1].values] if len(cfg.sweeps) == 2 else None
+            row_labels = [cfg.sweeps[1].label(v) for v in cfg.sweeps[1].values] if len(cfg.sweeps) == 2 else None
             save_png(out, grid(cells, labels_x if cfg.sweeps else None, row_labels,
                                label_width=80 if row_labels else 0))
         res.written.append(out)

@@ -5,15 +5,17 @@ Three phases, each resumable from the run folder's snapshot:
 1. ``reader``: ``F`` regresses the label set's controls from W+ (standardised MSE on readable samples).
 2. ``rignet``: StyleRig's losses with ``F`` standing in for the labeler (fast: no images). For a batch
    of latents ``w`` with their labels ``p_w`` and a second batch ``v`` with ``p_v``, the target ``t``
-   takes one group (pose, jaw, expression, eyes), all groups, or a uniformly drawn head pose from
-   ``v`` and everything else from ``w``; ``w' = RigNet(w, p_w, t)``.
+   takes one group (pose, jaw, expression, eyes) or all groups from ``v``, a uniformly drawn head pose,
+   or a calibrated named preset at a random strength, and everything else from ``w``;
+   ``w' = RigNet(w, p_w, t)``.
    - edit: ``F(w') - F(w)`` matches ``t - p_w`` for every control (edited groups move, the others stay);
    - landmarks: the same difference, measured in metres on the face model's landmarks
      (``rig.rignet.geometry``);
    - cycle: ``RigNet(w', t, p_w)`` returns ``w``; latent: ``|w' - w|^2`` stays small (identity);
    - reconstruction ``RigNet(w, p_w, p_w) = w`` for the ``absolute`` design (exact for ``delta``).
 3. ``generator`` (differentiable labelers only): the same losses with ``G`` and the labeler in the loop,
-   the edit loss on the labeler's reading of ``G(w')`` itself.
+   the edit loss on the labeler's reading of ``G(w')`` itself, plus (``w_appearance``) the colour
+   statistics of ``G(w')`` against ``G(w)`` (``colour_statistics``: hair, skin tone, background).
 
 The run folder holds ``snapshot.pt`` (written atomically every ``snapshot_s`` seconds, read back with
 ``weights_only=True``), ``log.jsonl`` (losses), ``losses.png`` and, at the end, ``rignet.safetensors``.
@@ -39,7 +41,7 @@ from rig.rignet.model import ParamReader, RigNet, RigNetConfig
 
 PHASES = ("reader", "rignet", "generator")
 _ORDER = PHASES + ("done",)
-TARGET_MODES = ("group", "all", "pose_uniform")
+TARGET_MODES = ("group", "all", "pose_uniform", "preset")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class RigNetTrainConfig:
     w_cycle: float = 1.0
     w_latent: float = 0.05
     w_recon: float = 1.0
-    mode_probs: tuple[float, float, float] = (0.6, 0.15, 0.25)
+    w_appearance: float = 0.0
+    mode_probs: tuple[float, ...] = (0.45, 0.1, 0.2, 0.25)
     seed: int = 0
     snapshot_s: float = 60.0
     calibrate: bool = True
@@ -134,13 +137,31 @@ class _Batches:
         return torch.randint(0, self.n, (batch,), generator=g)
 
 
+def preset_changes(space: ControlSpace, calibration: dict | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(K, P) standardised reading change of each calibrated preset at strength 1 over the neutral
+    heads, and the (P,) standardised neutral reading; None without a calibration."""
+    if not calibration:
+        return None
+    neutral = np.asarray(calibration["presets"]["neutral"], np.float64)
+    names = sorted(k for k in calibration["presets"] if k != "neutral")
+    dirs = np.stack([(np.asarray(calibration["presets"][k]) - neutral) / space.std for k in names])
+    return torch.as_tensor(dirs, dtype=torch.float32), torch.as_tensor((neutral - space.mean) / space.std,
+                                                                       dtype=torch.float32)
+
+
 def make_targets(space: ControlSpace, source: torch.Tensor, other: torch.Tensor, g: torch.Generator,
-                 mode_probs=(0.6, 0.15, 0.25)) -> torch.Tensor:
-    """Standardised targets (B, P): per sample one group of ``other``, all of ``other``, or a uniform
-    head pose within the generator's range, on top of ``source``."""
+                 mode_probs=(0.45, 0.1, 0.2, 0.25), presets: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> torch.Tensor:
+    """Standardised targets (B, P) on top of ``source``, per sample one of ``TARGET_MODES``: one group
+    of ``other``; all of ``other``; a uniform head pose within the generator's range; a calibrated
+    preset at strength U(0.3, 1.2) on the expression, eyes and jaw (added to the source's, or, half of
+    the time, replacing them from the neutral reading, as ``--absolute`` does)."""
     B = source.shape[0]
     t = source.clone()
-    modes = torch.multinomial(torch.tensor(mode_probs, dtype=torch.float), B, replacement=True, generator=g)
+    probs = torch.tensor(mode_probs, dtype=torch.float)
+    if presets is None:
+        probs[3] = 0
+    modes = torch.multinomial(probs, B, replacement=True, generator=g)
     groups = space.groups_present()
     pick = torch.randint(0, len(groups), (B,), generator=g)
     masks = torch.stack([space.group_mask([gname]) for gname in groups])  # (G, P)
@@ -155,6 +176,15 @@ def make_targets(space: ControlSpace, source: torch.Tensor, other: torch.Tensor,
         hi = torch.as_tensor((space.high - space.mean) / space.std, dtype=t.dtype)[pose]
         u = torch.rand(int(uni.sum()), len(pose), generator=g, dtype=t.dtype)
         t[uni.nonzero()[:, 0][:, None], pose[None, :]] = lo + u * (hi - lo)
+    pre = modes == 3
+    if pre.any():
+        dirs, neutral = presets
+        face = space.group_mask(["jaw", "expression", "eyes"])
+        k = torch.randint(0, len(dirs), (int(pre.sum()),), generator=g)
+        strength = 0.3 + 0.9 * torch.rand(int(pre.sum()), 1, generator=g)
+        absolute = torch.rand(int(pre.sum()), 1, generator=g) < 0.5
+        base = torch.where(absolute, neutral[None].expand(len(k), -1), t[pre])
+        t[pre] = torch.where(face[None], base + strength * dirs[k], t[pre])
     return t
 
 
@@ -166,6 +196,14 @@ def group_mse(pred: torch.Tensor, target: torch.Tensor, space: ControlSpace) -> 
         idx = torch.from_numpy(space.group_indices(g)).to(pred.device)
         losses.append(((pred[:, idx] - target[:, idx]) ** 2).mean())
     return torch.stack(losses).mean()
+
+
+def colour_statistics(images: torch.Tensor) -> torch.Tensor:
+    """(B, 12) per-channel mean and std of whole (B, 3, S, S) images and the mean and std of their top
+    quarter (where hair is): an appearance summary that a head turn barely moves but a change of hair,
+    skin tone or background does."""
+    top = images[:, :, : images.shape[2] // 4]
+    return torch.cat([images.mean((2, 3)), images.std((2, 3)), top.mean((2, 3)), top.std((2, 3))], 1)
 
 
 def _log_line(path: Path, record: dict) -> None:
@@ -249,6 +287,21 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
         face_model = load_face_model("default")
         lmk = ControlLandmarks(face_model)
 
+    calibration = None
+    if labels.info["labeler"] == "encoder" and cfg.calibrate:
+        # What the encoder reads for presets and units on world renders: the targets of --expr / --unit /
+        # --eyes, and of the preset edits RigNet trains on. Deterministic, so a resumed run recomputes it.
+        cal_path = run / "calibration.json"
+        if cal_path.is_file():
+            calibration = json.loads(cal_path.read_text(encoding="utf-8"))
+        else:
+            from rig.io.atomic import write_text_atomic
+            from rig.rignet.calibration import calibrate_encoder
+
+            calibration = calibrate_encoder(labeler, progress=progress)
+            write_text_atomic(cal_path, json.dumps(calibration))
+    presets = preset_changes(space, calibration)
+
     torch.manual_seed(cfg.seed)
     reader = ParamReader(G.num_ws, G.w_dim, space.size)
     net = RigNet(G.num_ws, G.w_dim, space, cfg.rignet)
@@ -289,7 +342,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
     def edit_losses(phase: str, g: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
         i, j = batches.indices(g, batch), batches.indices(g, batch)
         ws, qw, qv = ws_all[i], q_all[i], q_all[j]
-        t = make_targets(space, qw, qv, g, cfg.mode_probs)
+        t = make_targets(space, qw, qv, g, cfg.mode_probs, presets)
         w2 = net(ws, qw, t)
         losses = {}
         if phase == "rignet":
@@ -304,6 +357,10 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
             read, _ = labeler.readings(img)
             q2 = space.normalise(read.double()).float()
             losses["edit"] = group_mse(q2, t, space)
+            if cfg.w_appearance > 0:
+                with torch.no_grad():
+                    ref = colour_statistics(G.synthesis(ws, noise_mode="const"))
+                losses["appearance"] = (colour_statistics(img) - ref).pow(2).sum(1).mean()
             if lmk is not None and cfg.w_landmark > 0:
                 losses["landmark"] = landmark_term(q2 - qw, qw, t)
         losses["cycle"] = (net(w2, t, qw) - ws).pow(2).mean() / w_var
@@ -313,7 +370,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
         return losses
 
     weights = {"edit": cfg.w_edit, "landmark": cfg.w_landmark, "cycle": cfg.w_cycle, "latent": cfg.w_latent,
-               "recon": cfg.w_recon}
+               "recon": cfg.w_recon, "appearance": cfg.w_appearance}
     plan = [("reader", cfg.reader_steps), ("rignet", cfg.steps), ("generator", cfg.g_steps if use_g else 0)]
     for phase, n_steps in plan:
         if _ORDER.index(phase) < _ORDER.index(state.phase):
@@ -356,11 +413,6 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
         bar.close()
     state.phase, state.step = "done", 0
     snapshot()
-    calibration = None
-    if labels.info["labeler"] == "encoder" and cfg.calibrate:  # the default world: record what the encoder reads for presets
-        from rig.rignet.calibration import calibrate_encoder
-
-        calibration = calibrate_encoder(labeler, progress=progress)
     out = run / "rignet.safetensors"
     save_rignet(out, net, reader, space, G, labels.info, cfg, calibration=calibration, elapsed_s=state.elapsed_s)
     return out
