@@ -15,21 +15,11 @@ Milliseconds / seconds, best of ``--repeats`` (median in brackets).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts), statistics.median(ts)
+from face_model import timed  # benchmarks/face_model.py: best and median milliseconds of repeated calls
 
 
 def main() -> None:
@@ -55,12 +45,12 @@ def main() -> None:
 
     def edit():
         face = ed.latent(next(seeds))  # a new face each time: its reading is not cached
-        ed.render(ed.edit(face, yaw=20, jaw=8, expr="smile"))
+        ed.render(ed.edit(face, yaw=20, jaw=8, expr="smile", absolute=True))
 
     s_best, s_med = timed(synth, args.warm_repeats)
     e_best, e_med = timed(edit, args.warm_repeats)
-    rows = [("warm: G.synthesis, 1 image", s_best * 1e3, s_med * 1e3, "ms"),
-            ("warm: latent + edit + render", e_best * 1e3, e_med * 1e3, "ms")]
+    rows = [("warm: G.synthesis, 1 image", s_best, s_med, "ms"),
+            ("warm: latent + edit + render", e_best, e_med, "ms")]
 
     with tempfile.TemporaryDirectory() as tmp:
         gen = [sys.executable, "-m", "rig.cli", "generate", "--network", "default", "--seeds", "0-6",
@@ -79,8 +69,8 @@ def main() -> None:
 
         g_best, g_med = timed(fresh(gen), args.repeats)
         p_best, p_med = timed(fresh(pup), args.repeats)
-    rows += [("new process: rig generate --seeds 0-6", g_best, g_med, "s"),
-             ("new process: rig puppet 7-step sweep", p_best, p_med, "s")]
+    rows += [("new process: rig generate --seeds 0-6", g_best / 1e3, g_med / 1e3, "s"),
+             ("new process: rig puppet 7-step sweep", p_best / 1e3, p_med / 1e3, "s")]
     print(f"threads {args.threads}, best of {args.repeats} (CLI) / {args.warm_repeats} (warm)")
     print("| what | best | median |")
     print("|---|---|---|")

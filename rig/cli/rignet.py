@@ -38,6 +38,8 @@ def label_cmd(network, out_dir, n, labeler, seed, mix_prob, truncation_psi, shar
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: snapshot.pt, log.jsonl, losses.png and, at the end, rignet.safetensors.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its snapshot.")
+@click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
+              help="Start from this RigNet file's F and RigNet (same generator and controls): a fine-tune.")
 @click.option("--reader-steps", type=int, default=None, help="Steps of the parameter reader F.")
 @click.option("--steps", type=int, default=None, help="RigNet steps with F as the labeler's stand-in.")
 @click.option("--g-steps", type=int, default=None, help="RigNet steps with G and the labeler in the loop (0: skip).")
@@ -46,19 +48,32 @@ def label_cmd(network, out_dir, n, labeler, seed, mix_prob, truncation_psi, shar
                    "baseline (the decoder sees the absolute target).")
 @click.option("--layers", "layers_spec", default=None,
               help="Which W+ layers each group may move, e.g. 'pose=0-3,jaw=0-5,expression=0-5,eyes=0-7'.")
+@click.option("--w-latent", type=float, default=None, help="Weight of |w' - w|^2 (identity by staying close).")
+@click.option("--w-appearance", type=float, default=None,
+              help="Weight of the colour statistics of G(w') against G(w) in the generator phase.")
+@click.option("--w-preset", type=float, default=None,
+              help="Weight of the shortfall along a requested preset's direction.")
+@click.option("--preset-share", type=float, default=None, help="Share of training targets that are presets.")
 @click.option("--seed", type=int, default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_rignet_cmd(network, labels_dir, out_dir, resume, reader_steps, steps, g_steps, design, layers_spec, seed,
-                     quiet) -> None:
+def train_rignet_cmd(network, labels_dir, out_dir, resume, init, reader_steps, steps, g_steps, design, layers_spec,
+                     w_latent, w_appearance, w_preset, preset_share, seed, quiet) -> None:
     """Train the parameter reader F and RigNet on a label set (resumable)."""
     from dataclasses import replace
 
+    from rig.errors import InputError
     from rig.rignet.model import parse_layers
     from rig.rignet.train import RigNetTrainConfig, train_rignet
 
     cfg = RigNetTrainConfig()
-    overrides = {k: v for k, v in dict(reader_steps=reader_steps, steps=steps, g_steps=g_steps, seed=seed).items()
+    overrides = {k: v for k, v in dict(reader_steps=reader_steps, steps=steps, g_steps=g_steps, seed=seed,
+                                       w_latent=w_latent, w_appearance=w_appearance, w_preset=w_preset).items()
                  if v is not None}
+    if preset_share is not None:
+        if not 0 <= preset_share < 1:
+            raise InputError(f"--preset-share {preset_share}: choose 0..1")
+        rest = [p for p in cfg.mode_probs[:3]]
+        overrides["mode_probs"] = tuple(p * (1 - preset_share) / sum(rest) for p in rest) + (preset_share,)
     rcfg = cfg.rignet
     if design is not None:
         rcfg = replace(rcfg, design=design)
@@ -67,7 +82,7 @@ def train_rignet_cmd(network, labels_dir, out_dir, resume, reader_steps, steps, 
 
         rcfg = replace(rcfg, layers=dict(rcfg.layers or default_layers(), **parse_layers(layers_spec)))
     cfg = replace(cfg, rignet=rcfg, **overrides)
-    out = train_rignet(network, labels_dir, out_dir, cfg, resume=resume, progress=not quiet)
+    out = train_rignet(network, labels_dir, out_dir, cfg, resume=resume, progress=not quiet, init=init)
     click.echo(f"wrote {out}")
 
 

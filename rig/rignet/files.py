@@ -118,18 +118,11 @@ def _json(meta: dict, key: str, source: str, required: bool = True):
 
 def load_rignet(spec: str | os.PathLike, device: str | torch.device = "cpu") -> RigNetBundle:
     """Read a RigNet file (``"default"``: the shipped one). Networks come back in eval mode, frozen."""
-    from safetensors import SafetensorError, safe_open
+    from rig.io.safetensors_file import read_safetensors
 
     path = resolve_rignet_path(spec)
     source = str(path)
-    try:
-        with safe_open(source, framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError:
-        raise CheckpointError(f"{source}: RigNet file not found") from None
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{source}: not a safetensors file ({e})") from None
+    state, meta = read_safetensors(path)
     if meta.get("format") != RIGNET_FORMAT:
         raise CheckpointError(f"{source}: not a rig RigNet file (format {meta.get('format')!r})")
     try:

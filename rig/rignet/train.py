@@ -50,21 +50,22 @@ class RigNetTrainConfig:
     after training, record what the encoder reads for presets and units (``rig.rignet.calibration``;
     ~1 min of world renders), which ``--expr`` / ``--unit`` / ``--eyes`` edits need."""
 
-    reader_steps: int = 3000
+    reader_steps: int = 10000
     reader_batch: int = 256
     reader_lr: float = 1e-3
     steps: int = 4000
     batch: int = 64
     lr: float = 1e-3
-    g_steps: int = 1500
+    g_steps: int = 6000
     g_batch: int = 16
     g_lr: float = 3e-4
     w_edit: float = 1.0
     w_landmark: float = 1.0
     w_cycle: float = 1.0
-    w_latent: float = 0.05
+    w_latent: float = 0.1
     w_recon: float = 1.0
-    w_appearance: float = 0.0
+    w_appearance: float = 2.0
+    w_preset: float = 0.0
     mode_probs: tuple[float, ...] = (0.45, 0.1, 0.2, 0.25)
     seed: int = 0
     snapshot_s: float = 60.0
@@ -151,11 +152,12 @@ def preset_changes(space: ControlSpace, calibration: dict | None) -> tuple[torch
 
 def make_targets(space: ControlSpace, source: torch.Tensor, other: torch.Tensor, g: torch.Generator,
                  mode_probs=(0.45, 0.1, 0.2, 0.25), presets: tuple[torch.Tensor, torch.Tensor] | None = None
-                 ) -> torch.Tensor:
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Standardised targets (B, P) on top of ``source``, per sample one of ``TARGET_MODES``: one group
     of ``other``; all of ``other``; a uniform head pose within the generator's range; a calibrated
     preset at strength U(0.3, 1.2) on the expression, eyes and jaw (added to the source's, or, half of
-    the time, replacing them from the neutral reading, as ``--absolute`` does)."""
+    the time, replacing them from the neutral reading, as ``--absolute`` does). Also returns (B, P) the
+    standardised preset direction of each preset sample (zeros for the others), for ``along_error``."""
     B = source.shape[0]
     t = source.clone()
     probs = torch.tensor(mode_probs, dtype=torch.float)
@@ -177,6 +179,7 @@ def make_targets(space: ControlSpace, source: torch.Tensor, other: torch.Tensor,
         u = torch.rand(int(uni.sum()), len(pose), generator=g, dtype=t.dtype)
         t[uni.nonzero()[:, 0][:, None], pose[None, :]] = lo + u * (hi - lo)
     pre = modes == 3
+    direction = torch.zeros_like(t)
     if pre.any():
         dirs, neutral = presets
         face = space.group_mask(["jaw", "expression", "eyes"])
@@ -185,7 +188,19 @@ def make_targets(space: ControlSpace, source: torch.Tensor, other: torch.Tensor,
         absolute = torch.rand(int(pre.sum()), 1, generator=g) < 0.5
         base = torch.where(absolute, neutral[None].expand(len(k), -1), t[pre])
         t[pre] = torch.where(face[None], base + strength * dirs[k], t[pre])
-    return t
+        direction[pre] = dirs[k] * face[None]
+    return t, direction
+
+
+def along_error(reached: torch.Tensor, target: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Mean squared shortfall of (B, P) ``reached`` against ``target`` along each sample's preset
+    ``direction``, in units of the preset's change at strength 1 (0 for samples without one)."""
+    norm = (direction * direction).sum(1)
+    has = norm > 1e-8
+    if not has.any():
+        return reached.new_zeros(())
+    err = ((reached - target) * direction).sum(1)[has] / norm[has]
+    return err.pow(2).sum() / len(reached)
 
 
 def group_mse(pred: torch.Tensor, target: torch.Tensor, space: ControlSpace) -> torch.Tensor:
@@ -248,8 +263,10 @@ class TrainState:
 
 
 def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 cfg: RigNetTrainConfig = RigNetTrainConfig(), resume: bool = False, progress: bool = True) -> Path:
-    """Train F and RigNet for ``network`` on the label set ``labels_dir``; returns the RigNet file's path."""
+                 cfg: RigNetTrainConfig = RigNetTrainConfig(), resume: bool = False, progress: bool = True,
+                 init: str | os.PathLike | None = None) -> Path:
+    """Train F and RigNet for ``network`` on the label set ``labels_dir``; returns the RigNet file's path.
+    ``init``: a RigNet file of the same generator and controls to start from (a fine-tune)."""
     from tqdm import tqdm
 
     from rig.rignet.files import save_rignet
@@ -307,6 +324,15 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
     net = RigNet(G.num_ws, G.w_dim, space, cfg.rignet)
     reader.w_avg.copy_(G.mapping.w_avg)
     net.w_avg.copy_(G.mapping.w_avg)
+    if init is not None and not resume:
+        from rig.rignet.files import load_rignet
+
+        start = load_rignet(init)
+        start.check_generator(G)
+        if start.space.names != space.names or start.rignet.cfg.to_json() != net.cfg.to_json():
+            raise InputError(f"{init}: another control space or RigNet shape than this run's; cannot start from it")
+        reader.load_state_dict(start.reader.state_dict())
+        net.load_state_dict(start.rignet.state_dict())
     opt_f = torch.optim.Adam(reader.parameters(), lr=cfg.reader_lr)
     opt_r = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     state = TrainState()
@@ -342,7 +368,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
     def edit_losses(phase: str, g: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
         i, j = batches.indices(g, batch), batches.indices(g, batch)
         ws, qw, qv = ws_all[i], q_all[i], q_all[j]
-        t = make_targets(space, qw, qv, g, cfg.mode_probs, presets)
+        t, direction = make_targets(space, qw, qv, g, cfg.mode_probs, presets)
         w2 = net(ws, qw, t)
         losses = {}
         if phase == "rignet":
@@ -350,6 +376,8 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
                 base = reader(ws)
             dq = reader(w2) - base
             losses["edit"] = group_mse(dq, t - qw, space)
+            if cfg.w_preset > 0 and presets is not None:
+                losses["preset"] = along_error(qw + dq, t, direction)
             if lmk is not None and cfg.w_landmark > 0:
                 losses["landmark"] = landmark_term(dq, qw, t)
         else:
@@ -357,6 +385,8 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
             read, _ = labeler.readings(img)
             q2 = space.normalise(read.double()).float()
             losses["edit"] = group_mse(q2, t, space)
+            if cfg.w_preset > 0 and presets is not None:
+                losses["preset"] = along_error(q2, t, direction)
             if cfg.w_appearance > 0:
                 with torch.no_grad():
                     ref = colour_statistics(G.synthesis(ws, noise_mode="const"))
@@ -370,7 +400,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
         return losses
 
     weights = {"edit": cfg.w_edit, "landmark": cfg.w_landmark, "cycle": cfg.w_cycle, "latent": cfg.w_latent,
-               "recon": cfg.w_recon, "appearance": cfg.w_appearance}
+               "recon": cfg.w_recon, "appearance": cfg.w_appearance, "preset": cfg.w_preset}
     plan = [("reader", cfg.reader_steps), ("rignet", cfg.steps), ("generator", cfg.g_steps if use_g else 0)]
     for phase, n_steps in plan:
         if _ORDER.index(phase) < _ORDER.index(state.phase):

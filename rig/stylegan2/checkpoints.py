@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import nn
 
 from rig.errors import CheckpointError, InputError
 from rig.io.atomic import write_bytes_atomic
+from rig.io.safetensors_file import read_safetensors
 from rig.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from rig.stylegan2.discriminator import Discriminator
 from rig.stylegan2.networks import Generator
@@ -49,6 +49,7 @@ class NetworkSet:
     D: Discriminator | None = None
     training_set_kwargs: dict | None = None
     labels: dict | None = None  # class-conditional networks trained by rig: {"class_names": [...], "class_prior": [...]}
+    parent_identity: str | None = None  # a fine-tuned copy: ``generator_identity`` of the network it was tuned from
     notes: list[str] = field(default_factory=list)
 
     def items(self) -> list[tuple[str, nn.Module]]:
@@ -165,29 +166,11 @@ def save_network(path: str | os.PathLike, net: nn.Module, name: str = "G_ema") -
     save_networks(path, {name: net})
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors.torch import load
-
-    label = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{label}: file not found") from None
-    try:
-        (hlen,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + hlen])
-        meta = header.get("__metadata__") or {}
-        tensors = load(data)
-    except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
-        raise CheckpointError(f"{label}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    return tensors, meta
-
-
 def load_rig_networks(path: str | os.PathLike) -> NetworkSet:
     """Read every network of a rig ``.safetensors`` file."""
     path = Path(path)
     label = str(path)
-    tensors, meta = _read_safetensors(path)
+    tensors, meta = read_safetensors(path)
     if meta.get("format") != RIG_FORMAT or "rig_networks" not in meta:
         raise CheckpointError(f"{label}: safetensors file without rig's network header (format {meta.get('format')!r})")
     try:
@@ -213,6 +196,9 @@ def load_rig_networks(path: str | os.PathLike) -> NetworkSet:
             extra = json.loads(meta["rig_extra"])
             out.training_set_kwargs = extra.get("training_set_kwargs")
             labels = extra.get("labels")
+            parent = extra.get("parent_identity")
+            if isinstance(parent, str) and len(parent) == 16 and all(ch in "0123456789abcdef" for ch in parent):
+                out.parent_identity = parent
         except (json.JSONDecodeError, AttributeError):
             labels = None
         if labels is not None:
@@ -310,6 +296,8 @@ def load_generator(network: str | os.PathLike, which: str = "G_ema", device: str
     if nets.labels is not None:  # plain attributes: the state dict stays NVIDIA's
         net.class_names = tuple(nets.labels["class_names"])
         net.class_prior = tuple(nets.labels["class_prior"])
+    if nets.parent_identity is not None:  # a RigNet of the parent applies to it (with a notice)
+        net.parent_identity = nets.parent_identity
     return net.to(device)
 
 

@@ -112,3 +112,24 @@ def test_rignet_of_another_generator_is_refused(tmp_path):
     code, out = run("puppet", "--rignet", tmp_path / "other.safetensors", "--seed", 1, "-o", tmp_path / "out.png")
     assert code == 1 and "belongs to another generator" in out and "0123456789abcdef" in out, out
     assert not (tmp_path / "out.png").exists()
+
+
+def test_refine_reports_the_control_error_before_and_after(tmp_path):
+    code, out = run("puppet", "--seed", 4, "--expr", "smile", "--refine", 3, "-o", tmp_path / "r.png",
+                    "--save-face", tmp_path / "r.npz")
+    assert code == 0, out
+    line = next(l for l in out.splitlines() if l.startswith("refine 3 steps"))
+    before, after = (float(x) for x in line.split("control error ")[1].split(" (")[0].split(" -> "))
+    assert after < before
+    from rig.rignet.face import load_face
+
+    assert load_face(tmp_path / "r.npz", 10, 128).provenance["refine"]["steps"] == 3
+
+
+def test_label_cli_resumes_and_counts_unreadable(tmp_path):
+    code, out = run("label", "--network", "default", "--out", tmp_path / "lab", "--n", 12, "--shard-size", 8,
+                    "--batch", 4, "--quiet")
+    assert code == 0, out
+    assert "12 samples" in out and "readable" in out
+    code, out = run("label", "--network", "default", "--out", tmp_path / "lab", "--n", 12, "--shard-size", 8, "--quiet")
+    assert code == 0 and "labelled" not in out  # nothing left to do

@@ -275,3 +275,34 @@ def test_training_resumes_to_the_same_result(tiny_generator_file, tiny_labels, t
                                  progress=False))
     for k, v in a.rignet.state_dict().items():
         assert torch.allclose(b.rignet.state_dict()[k], v, atol=1e-5), k
+
+
+def test_a_fine_tuned_copy_that_names_its_parent_takes_the_parents_rignet(tiny_generator_file, tmp_path):
+    from rig.rignet.files import RigNetBundle
+    from rig.stylegan2.checkpoints import load_generator, save_networks
+    from rig.stylegan2.identity import forget_identity, generator_identity
+
+    G = load_generator(tiny_generator_file)
+    parent = generator_identity(G)
+    with torch.no_grad():
+        next(G.parameters()).add_(0.01)  # "pivotal tuning"
+    forget_identity(G)
+    save_networks(tmp_path / "tuned.safetensors", {"G_ema": G}, extra={"parent_identity": parent})
+    tuned = load_generator(tmp_path / "tuned.safetensors")
+    assert tuned.parent_identity == parent and generator_identity(tuned) != parent
+    bundle = RigNetBundle(None, None, small_space(), parent, "encoder", None, {}, "parent.safetensors")
+    notices = bundle.check_generator(tuned)
+    assert len(notices) == 1 and "fine-tuned copy" in notices[0]
+
+
+def test_track_labeler_reads_pose_off_the_default_generator(tmp_path):
+    pytest.importorskip("dlib")
+    from rig.rignet.labels import LabelConfig, LabelSet, label_latents
+
+    label_latents(LabelConfig("default", tmp_path / "lab", 8, labeler="track", shard_size=8, batch=8), progress=False)
+    L = LabelSet.load(tmp_path / "lab")
+    assert L.names == ("yaw", "pitch", "roll", "jaw_x")
+    assert L.readable.sum() >= 6  # dlib finds most default-world faces once upsampled
+    ok = L.readable
+    assert np.all(np.abs(L.controls[ok, 0].numpy()) < math.radians(60))
+    assert np.all(L.controls[~ok].numpy() == 0)  # unreadable rows are flagged, not labelled
