@@ -270,7 +270,7 @@ class Editor:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         with torch.no_grad():
             before = control_error(self.labeler.readings(self.synthesize(ws0))[0])
             after = control_error(self.labeler.readings(self.synthesize(ws.detach()))[0])

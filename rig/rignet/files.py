@@ -82,18 +82,6 @@ def save_rignet(path: str | os.PathLike, net: RigNet, reader: ParamReader, space
     write_bytes_atomic(path, save(tensors, metadata=meta))
 
 
-def with_header(path: str | os.PathLike, bundle: RigNetBundle, **entries) -> None:
-    """Rewrite ``bundle`` to ``path`` with header entries replaced (``calibration=...``, ``quality=...``)."""
-    from safetensors.torch import save
-
-    tensors = {f"rignet.{k}": v.detach().cpu().contiguous() for k, v in bundle.rignet.state_dict().items()}
-    tensors.update({f"reader.{k}": v.detach().cpu().contiguous() for k, v in bundle.reader.state_dict().items()})
-    meta = dict(bundle.meta)
-    for k, v in entries.items():
-        meta[k] = json.dumps(v)
-    write_bytes_atomic(path, save(tensors, metadata=meta))
-
-
 def resolve_rignet_path(spec: str | os.PathLike) -> Path:
     if str(spec) == "default":
         from rig.paths import checkpoints_dir

@@ -33,7 +33,6 @@ class EncoderLabeler:
 
         self.encoder = load_encoder(encoder) if isinstance(encoder, str) else encoder.eval()
         self.encoder.requires_grad_(False)
-        self.spec = encoder if isinstance(encoder, str) else "module"
         E = self.encoder.cfg.n_expression
         if expression_names is None:
             from rig.face_model import load_face_model
@@ -42,9 +41,8 @@ class EncoderLabeler:
         if len(expression_names) != E:
             raise InputError(f"encoder reads {E} expression units, the face model names {len(expression_names)}")
         self.names = encoder_control_names(tuple(expression_names))
-        std = self.encoder.target_std[:E + 6].double()
-        mean = self.encoder.target_mean[:E + 6].double()
-        self._std, self._mean = std.float(), mean.float()
+        # The head's first E + 6 outputs are expression, jaw and head angles, standardised.
+        self._std, self._mean = self.encoder.target_std[:E + 6].float(), self.encoder.target_mean[:E + 6].float()
 
     def to(self, device) -> "EncoderLabeler":
         self.encoder.to(device)
@@ -56,10 +54,6 @@ class EncoderLabeler:
         _, out = self.encoder.raw(images)
         P = len(self.names)
         return out[:, :P] * self._std + self._mean, out[:, -1]
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, F) pooled encoder features (what FRD compares): an appearance reading."""
-        return self.encoder.raw(images)[0]
 
     @torch.no_grad()
     def read(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
