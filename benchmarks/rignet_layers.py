@@ -27,6 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from rig.rignet.evaluate import ridge_direction
     from rig.rignet.labelers import EncoderLabeler
     from rig.rignet.labels import LabelSet
     from rig.rignet.train import control_space_for
@@ -36,12 +37,9 @@ def main() -> None:
     L = LabelSet.load(args.labels, readable_only=True)
     space = control_space_for(L)
     lab = EncoderLabeler()
-    unmixed = (L.ws[:, 0] - L.ws[:, -1]).abs().amax(1) == 0
+    unmixed = L.unmixed
     w = L.ws[unmixed, 0].double().numpy()
     q = space.normalise(L.controls[unmixed].double()).numpy()
-    w_mean = w.mean(0)
-    X = w - w_mean
-    lam = 1e-2 * len(X)
     probes = {"pose (yaw)": "yaw", "pose (pitch)": "pitch", "jaw": "jaw_x", "expression (mouthSmileLeft)": "mouthSmileLeft",
               "eyes (eyeBlinkLeft)": "eyeBlinkLeft"}
     groups = space.groups_present()
@@ -56,13 +54,13 @@ def main() -> None:
             return torch.cat(out).numpy()
 
     base = read(test)
-    print(f"{len(X)} unmixed labelled latents; probing {len(test)} held-out ones; change in std of each control")
+    print(f"{len(w)} unmixed labelled latents; probing {len(test)} held-out ones; change in std of each control")
     header = "| probe | " + " | ".join(f"layer {l}" for l in range(G.num_ws)) + " | all layers |"
     print(header)
     print("|" + "---|" * (G.num_ws + 2))
     for label, name in probes.items():
         k = space.index(name)
-        d = np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ (q[:, k] - q[:, k].mean()))
+        d, _ = ridge_direction(w, q[:, k])
         d = d / (d @ d)  # a step along d that the ridge model predicts moves control k by one std
         own_group = [i for i in space.group_indices(next(g for g in groups if k in space.group_indices(g)))]
         others = [i for g in groups for i in space.group_indices(g) if i not in own_group]

@@ -264,6 +264,15 @@ def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return R.as_rotvec()
 
 
+def split_head_rotation(ypr: np.ndarray, neck_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(root, neck) axis-angles (radians) whose composition R(root) @ R(neck) is the head rotation of
+    yaw / pitch / roll ``ypr`` (radians, ``euler_to_axis_angle``), the neck carrying ``neck_share`` of the angles."""
+    ypr = np.asarray(ypr, np.float64)
+    neck = euler_to_axis_angle(*(ypr * neck_share))
+    # root @ neck = head  =>  root = head @ neck^-1
+    return compose_axis_angle(euler_to_axis_angle(*ypr), -neck), neck
+
+
 def compose_axis_angle(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Axis-angle of R(outer) @ R(inner) for (..., 3) arrays."""
     from scipy.spatial.transform import Rotation

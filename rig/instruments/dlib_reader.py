@@ -141,6 +141,13 @@ def descriptor_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((a - b) ** 2).sum(axis=1))
 
 
+def median_pairwise_distance(descriptors: np.ndarray) -> float:
+    """Median ``descriptor_distance`` over all pairs of the (N, 128) rows (NaN rows skipped): how far
+    apart different faces of a set lie, the yardstick for an edit's identity change."""
+    i, j = np.triu_indices(len(descriptors), k=1)
+    return float(np.nanmedian(descriptor_distance(descriptors[i], descriptors[j])))
+
+
 def head_angles(global_pose: np.ndarray, neck_pose: np.ndarray) -> np.ndarray:
     """Yaw, pitch, roll (N, 3) radians of the head rotation R_root @ R_neck.
 

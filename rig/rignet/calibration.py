@@ -67,6 +67,14 @@ def world_rows(n: int, seed: int, neutral: bool = True) -> list[dict]:
     return rows
 
 
+def with_preset(rows: list[dict], preset: tuple[np.ndarray, float]) -> list[dict]:
+    """Copies of world ``rows`` showing exactly ``preset`` (a ``preset_table`` entry: expression (E,),
+    jaw opening radians) and nothing else of an expression."""
+    expr, jaw = preset
+    return [dict(r, expression=np.asarray(expr, np.float32).copy(), jaw_pose=np.array([jaw, 0, 0], np.float32))
+            for r in rows]
+
+
 def read_uint8(labeler, images: np.ndarray, batch: int = 64) -> np.ndarray:
     """(N, P) encoder controls of (N, S, S, 3) uint8 images."""
     out = []
@@ -91,12 +99,7 @@ def calibrate_encoder(labeler, n_per_preset: int = 64, n_units: int = 1500, seed
     readings = {}
     jobs = ["neutral"] + sorted(table)
     for name in tqdm(jobs, desc="calibrate presets", disable=not progress):
-        rows = [dict(r) for r in base]
-        if name != "neutral":
-            expr, jaw = table[name]
-            for r in rows:
-                r["expression"] = expr.astype(np.float32).copy()
-                r["jaw_pose"] = np.array([jaw, 0, 0], np.float32)
+        rows = base if name == "neutral" else with_preset(base, table[name])
         readings[name] = read_uint8(labeler, render_world_rows(rows))
     # Units: world images as the world draws them (random units, presets, jaw), truth against reading.
     from rig.world.config import WorldConfig

@@ -80,21 +80,19 @@ def _pose_share_of_identity(reader, n: int = 16, seed: int = 23, turns=(10.0, 20
 
 
 def _turned_world_rows(n: int, seed: int, yaws) -> list[dict]:
-    """World rows of ``n`` neutral heads, each at every yaw of ``yaws`` (degrees; 35 % in the neck)."""
-    from rig.face_model.params import compose_axis_angle, euler_to_axis_angle
+    """World rows of ``n`` neutral heads, each at every yaw of ``yaws`` (degrees; the neck carries
+    ``preview.NECK_SHARE`` of the turn, as in the rig renders)."""
+    from rig.face_model.params import split_head_rotation
     from rig.rignet.calibration import world_rows
+    from rig.rignet.preview import NECK_SHARE
 
     base = world_rows(n, seed)
     rows = []
     for yaw in yaws:
-        for r in base:
-            r = dict(r)
-            ypr = np.array([math.radians(yaw), 0.0, 0.0])
-            neck = euler_to_axis_angle(*(ypr * 0.35))
-            r["global_pose"] = compose_axis_angle(euler_to_axis_angle(*ypr), -neck).astype(np.float32)
-            r["neck_pose"] = neck.astype(np.float32)
-            r["head_ypr"] = ypr.astype(np.float32)
-            rows.append(r)
+        ypr = np.array([math.radians(yaw), 0.0, 0.0])
+        root, neck = split_head_rotation(ypr, NECK_SHARE)
+        rows += [dict(r, global_pose=root.astype(np.float32), neck_pose=neck.astype(np.float32),
+                      head_ypr=ypr.astype(np.float32)) for r in base]
     return rows
 
 
@@ -115,15 +113,14 @@ def _preset_share_of_identity(reader, n: int = 16, seed: int = 29) -> float:
     """Median dlib distance between renders of one head neutral and with each named preset at strength 1."""
     from rig.face_model import load_face_model
     from rig.instruments.dlib_reader import descriptor_distance
-    from rig.rignet.calibration import render_world_rows, world_rows
+    from rig.rignet.calibration import render_world_rows, with_preset, world_rows
     from rig.world.priors import preset_table
 
     table = preset_table(load_face_model("default"))
     base = world_rows(n, seed)
     rows = list(base)
     for name in sorted(table):
-        rows += [dict(r, expression=table[name][0].astype(np.float32).copy(),
-                      jaw_pose=np.array([table[name][1], 0, 0], np.float32)) for r in base]
+        rows += with_preset(base, table[name])
     d = reader.read(render_world_rows(rows)).descriptor.reshape(1 + len(table), n, -1)
     return float(np.nanmedian(np.concatenate([descriptor_distance(d[0], d[k]) for k in range(1, len(d))])))
 
@@ -133,7 +130,7 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
     """The ``RigNetReport`` of ``editor`` (an ``Editor`` with a calibrated RigNet) on ``n`` sources."""
     from tqdm import tqdm
 
-    from rig.rignet.calibration import along, read_uint8, render_world_rows, world_rows
+    from rig.rignet.calibration import along, read_uint8, render_world_rows, with_preset, world_rows
 
     ed, space, cal = editor, editor.space, editor.calibration
     rep = RigNetReport(n)
@@ -213,9 +210,8 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
 
         table = preset_table(load_face_model("default"))
         for p in presets:
-            rows = [dict(r, expression=table[p][0].astype(np.float32).copy(),
-                         jaw_pose=np.array([table[p][1], 0, 0], np.float32)) for r in base]
-            world_ref[p] = float(np.median(along(read_uint8(ed.labeler, render_world_rows(rows)), cal, p, space)))
+            reading = read_uint8(ed.labeler, render_world_rows(with_preset(base, table[p])))
+            world_ref[p] = float(np.median(along(reading, cal, p, space)))
         shares = {}
         for p in presets:
             c = np.flatnonzero((kind_of == "preset") & (np.array([str(v) for v in val_of]) == p))[0]
@@ -262,12 +258,10 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
     # ---- identity
     ident = {}
     if dl is not None:
-        from rig.instruments.dlib_reader import descriptor_distance
+        from rig.instruments.dlib_reader import descriptor_distance, median_pairwise_distance
 
         d_edit = descriptor_distance(dl.descriptor, np.repeat(dl_src.descriptor, K, 0)).reshape(n, K)
-        ds = dl_src.descriptor
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        between = float(np.nanmedian(descriptor_distance(ds[[i for i, _ in pairs]], ds[[j for _, j in pairs]])))
+        between = median_pairwise_distance(dl_src.descriptor)
         by_kind = {}
         yaw_val = np.array([v if k == "yaw" else np.nan for k, v in zip(kind_of, val_of)], np.float64)
         for t in (10.0, 20.0, 30.0):
@@ -321,6 +315,14 @@ def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True
     return rep
 
 
+def ridge_direction(w: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Ridge regression of (N,) ``y`` on (N, w_dim) latents ``w`` (centred; penalty ``ridge x N``):
+    the direction d (w_dim,) with y - mean ~ (w - mean) @ d, and the fit's correlation."""
+    X = w - w.mean(0)
+    d = np.linalg.solve(X.T @ X + ridge * len(X) * np.eye(X.shape[1]), X.T @ (y - y.mean()))
+    return d, float(np.corrcoef(X @ d, y)[0, 1])
+
+
 def linear_baseline(editor, labels_dir, n: int = 32, seed: int = 1000, turns=(-20.0, -10.0, 10.0, 20.0),
                     dlib: bool = True) -> dict:
     """The floor RigNet must beat: a ridge-regression yaw direction in W (fit on the unmixed latents of
@@ -332,12 +334,8 @@ def linear_baseline(editor, labels_dir, n: int = 32, seed: int = 1000, turns=(-2
 
     ed, space = editor, editor.space
     L = LabelSet.load(labels_dir, readable_only=True)
-    unmixed = (L.ws[:, 0] - L.ws[:, -1]).abs().amax(1) == 0
-    w = L.ws[unmixed, 0].double().numpy()
-    yaw = L.controls[unmixed, space.index("yaw")].double().numpy()
-    X = w - w.mean(0)
-    d = np.linalg.solve(X.T @ X + 1e-2 * len(X) * np.eye(X.shape[1]), X.T @ (yaw - yaw.mean()))
-    fit_r = float(np.corrcoef(X @ d, yaw)[0, 1])
+    d, fit_r = ridge_direction(L.ws[L.unmixed, 0].double().numpy(),
+                               L.controls[L.unmixed, space.index("yaw")].double().numpy())
     # Sources turned less than 12 deg, so that +-20 deg more stays inside the generator's range.
     k = space.index("yaw")
     faces, s = [], seed
@@ -362,12 +360,11 @@ def linear_baseline(editor, labels_dir, n: int = 32, seed: int = 1000, turns=(-2
             row[name] = float(np.degrees(np.mean(read_uint8(ed.labeler, img)[:, k] - src[:, k])))
         out["turns"][turn] = row
     if dlib:
-        from rig.instruments.dlib_reader import DlibReader, descriptor_distance
+        from rig.instruments.dlib_reader import DlibReader, descriptor_distance, median_pairwise_distance
 
         reader = DlibReader()
         ref = reader.read(images["source"]).descriptor
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        between = float(np.nanmedian(descriptor_distance(ref[[i for i, _ in pairs]], ref[[j for _, j in pairs]])))
+        between = median_pairwise_distance(ref)
         for name in ("linear", "rignet"):
             dist = [descriptor_distance(reader.read(images[(name, t)]).descriptor, ref) for t in (-20.0, 20.0)
                     if (name, t) in images]

@@ -181,6 +181,11 @@ class LabelSet:
     def names(self) -> tuple[str, ...]:
         return tuple(self.info["control_names"])
 
+    @property
+    def unmixed(self) -> torch.Tensor:
+        """(N,) bool: samples whose W+ layers are all one w (no style mixing)."""
+        return (self.ws[:, 0] - self.ws[:, -1]).abs().amax(1) == 0
+
     @classmethod
     def load(cls, root: str | os.PathLike, readable_only: bool = False) -> "LabelSet":
         root = Path(root)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rig.face_model.params import RigParams, compose_axis_angle, euler_to_axis_angle
+from rig.face_model.params import RigParams, split_head_rotation
 from rig.rignet.controls import ControlSpace
 
 NECK_SHARE = 0.35  # the middle of the world's neck_share range
@@ -38,9 +38,7 @@ def controls_to_params(space: ControlSpace, calibration: dict | None, controls: 
                        ) -> RigParams:
     """A ``RigParams`` (batch 1, float32) for a (P,) reading (see the module docstring)."""
     expr, jaw, ypr = controls_to_truth(space, calibration, controls, n_expression)
-    head = euler_to_axis_angle(*ypr)
-    neck = euler_to_axis_angle(*(ypr * NECK_SHARE))
-    root = compose_axis_angle(head, -neck)
+    root, neck = split_head_rotation(ypr, NECK_SHARE)
     params = RigParams.zeros(1, 0, n_expression)
     params.expression = torch.as_tensor(expr[None], dtype=torch.float32)
     params.jaw_pose = torch.as_tensor(jaw[None], dtype=torch.float32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rig.face_model.params import compose_axis_angle, euler_to_axis_angle
+from rig.face_model.params import euler_to_axis_angle, split_head_rotation
 from rig.world.background import BACKGROUND_KINDS
 from rig.world.config import WorldConfig
 from rig.world.hair import HAIR_COLOURS, HAIR_STYLES
@@ -112,11 +112,7 @@ def draw_params(cfg: WorldConfig, seed: int, index: int, n_shape: int, expressio
 
     ypr = np.array([rng.uniform(-cfg.yaw_max, cfg.yaw_max), rng.uniform(-cfg.pitch_max, cfg.pitch_max),
                     rng.uniform(-cfg.roll_max, cfg.roll_max)])
-    head = euler_to_axis_angle(*ypr)
-    share = rng.uniform(*cfg.neck_share)
-    neck = euler_to_axis_angle(*(ypr * share))
-    # root @ neck = head  =>  root = head @ neck^-1
-    root = compose_axis_angle(head, -neck)
+    root, neck = split_head_rotation(ypr, rng.uniform(*cfg.neck_share))
     gaze = euler_to_axis_angle(rng.uniform(-cfg.gaze_yaw_max, cfg.gaze_yaw_max),
                                rng.uniform(-cfg.gaze_pitch_max, cfg.gaze_pitch_max), 0.0)
 
