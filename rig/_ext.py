@@ -1,8 +1,8 @@
 """Build and cache C++ extensions (JIT, ninja) with a warn-and-fall-back policy.
 
 ``load_cpp_extension(name, sources)`` compiles the sources with ``torch.utils.cpp_extension.load``
-into a build folder keyed by a hash of the source text, the compiler flags and the torch / Python
-versions, under ``<cache>/rig/ext/<name>-<hash>`` (``<cache>`` = ``$XDG_CACHE_HOME`` or
+into a build folder keyed by a hash of the source text, the compiler flags, the torch / Python
+versions and the environment (``sys.prefix``, torch's folder), under ``<cache>/rig/ext/<name>-<hash>`` (``<cache>`` = ``$XDG_CACHE_HOME`` or
 ``~/.cache``), so a second process (or a second run) imports the built library in well under a
 second. If the build fails, it warns once (``RuntimeWarning``) and returns ``None`` so the caller
 can use its reference implementation; ``required=True`` raises ``ExtensionBuildError`` instead.
@@ -13,18 +13,23 @@ thread. Builds therefore add ``-fopenmp`` (the loader then binds to the ``libgom
 already loaded, so there is one OpenMP runtime and ``torch.set_num_threads`` governs the kernels
 too); a compiler without OpenMP gets a second, single-threaded build instead of no kernel.
 
+A build is killed-safe: it runs under an ``flock`` on ``<build folder>.lock`` (released by the kernel
+when its holder dies), and a torch ``lock`` baton found in the folder while holding it is stale and
+removed, so a build interrupted by SIGKILL never makes the next run wait forever.
+
 The only module-level state is the cache of loaded (or failed) extensions, keyed by build hash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from rig.errors import RigError
 
@@ -57,7 +62,35 @@ def build_hash(name: str, sources: Sequence[Path], extra_cflags: Sequence[str]) 
     h.update(repr(tuple(extra_cflags)).encode())
     h.update(torch.__version__.encode())
     h.update(sys.version.encode())
+    # The environment too: torch's build.ninja holds the interpreter's and torch's paths, so two
+    # virtual environments sharing one cache would otherwise rebuild on every switch.
+    h.update(sys.prefix.encode())
+    h.update(os.path.dirname(torch.__file__).encode())
     return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<build_dir>.lock`` while building or loading into ``build_dir``.
+
+    torch's own file baton (``build_dir/lock``) is a plain file that a killed build leaves behind,
+    after which every later build waits on it forever. The kernel releases a ``flock`` when its
+    holder dies, however it dies, so once we hold ours no live rig process is building here and
+    any baton left in the folder is stale: it is removed.
+    """
+    import fcntl
+
+    with open(build_dir.parent / f"{build_dir.name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = build_dir / "lock"
+            if stale.exists():
+                stale.unlink(missing_ok=True)
+                warnings.warn(f"{build_dir}: removed the lock file of an interrupted build", RuntimeWarning,
+                              stacklevel=4)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _variants(extra_cflags: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -102,8 +135,9 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
             from torch.utils.cpp_extension import load
 
             # The hash is part of the module name so torch's in-process versioning never renames it.
-            module = load(name=f"{name}_{key}", sources=[str(s) for s in srcs], extra_cflags=list(cflags),
-                          extra_ldflags=list(ldflags), build_directory=str(build_dir), verbose=verbose)
+            with _build_lock(build_dir):
+                module = load(name=f"{name}_{key}", sources=[str(s) for s in srcs], extra_cflags=list(cflags),
+                              extra_ldflags=list(ldflags), build_directory=str(build_dir), verbose=verbose)
         except Exception as e:  # noqa: BLE001 - any build/import failure: next variant, then the reference path
             last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
             errors.append(f"{build_dir}: {type(e).__name__}: {last}")

@@ -29,6 +29,8 @@ import numpy as np
 
 from rig.errors import CheckpointError
 from rig.io.atomic import atomic_path
+from rig.io.guard import untrusted
+from rig.io.npy import read_npz
 
 JOINT_NAMES = ("global", "neck", "jaw", "eye_left", "eye_right")
 REGION_NAMES = ("skin", "lips", "eyes", "brows", "teeth", "hair", "neck")
@@ -134,7 +136,37 @@ class FaceModelData:
             raise CheckpointError(f"{source}: 51 static landmarks need the 17-point dynamic contour")
         if self.expression_names and len(self.expression_names) != self.n_expression:
             raise CheckpointError(f"{source}: {len(self.expression_names)} expression names for {self.n_expression} components")
+        self._validate_indices(source, F)
+        for f in dataclasses.fields(self):
+            arr = getattr(self, f.name)
+            if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise CheckpointError(f"{source}: '{f.name}' holds NaN or infinite values")
         return self
+
+    def _validate_indices(self, source: str, F: int) -> None:
+        """Kinematic tree in topological order; landmark triangles (static and dynamic) inside 0..F-1."""
+        p = self.parents
+        if p[0] != -1 or any(not 0 <= int(p[j]) < j for j in range(1, p.shape[0])):
+            raise CheckpointError(f"{source}: parents {p.tolist()[:16]} is not a kinematic tree "
+                                  "(root -1 first, each joint's parent before it)")
+        dyn = self.dynamic_lmk_faces_idx
+        if dyn is not None:
+            bary = self.dynamic_lmk_bary_coords
+            if dyn.ndim != 2 or bary is None or bary.shape != dyn.shape + (3,) or dyn.shape[0] == 0:
+                raise CheckpointError(f"{source}: dynamic landmarks have shapes {dyn.shape}, "
+                                      f"{None if bary is None else bary.shape}; expected (N, 17), (N, 17, 3)")
+        for key in ("lmk_faces_idx", "dynamic_lmk_faces_idx"):
+            idx = getattr(self, key)
+            if idx is not None and idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= F):
+                raise CheckpointError(f"{source}: '{key}' refers to triangles outside 0..{F - 1}")
+        if self.uv_faces is not None and self.uv_coords is not None and self.uv_faces.size and (
+                self.uv_faces.shape != self.faces.shape or self.uv_faces.min() < 0
+                or self.uv_faces.max() >= self.uv_coords.shape[0]):
+            raise CheckpointError(f"{source}: 'uv_faces' does not index 'uv_coords' triangle by triangle")
+        if self.vertex_regions is not None and self.vertex_regions.size and (
+                self.vertex_regions.shape != (self.n_vertices,) or self.vertex_regions.min() < 0
+                or self.vertex_regions.max() >= len(self.region_names)):
+            raise CheckpointError(f"{source}: 'vertex_regions' is not one region index per vertex")
 
     # ------------------------------------------------------------------ file format
 
@@ -158,28 +190,40 @@ class FaceModelData:
     def load(cls, path: str | os.PathLike) -> "FaceModelData":
         """Read rig's ``.npz`` format (no pickle); floats come back as float64."""
         path = Path(path)
+        with untrusted(str(path), what="not a rig face-model .npz"):
+            raw = read_npz(path)
+            if "__meta__" not in raw:
+                raise CheckpointError(f"{path}: not a rig face-model .npz (no __meta__ entry)")
+            meta = json.loads(raw.pop("__meta__").tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.pop("format", None) != "rig.face_model":
+                raise CheckpointError(f"{path}: not a rig face-model file")
+            meta.pop("format_version", None)
+            kwargs = cls._fields_from(raw, meta, str(path))
         try:
-            with np.load(path, allow_pickle=False) as z:
-                raw = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: file not found") from None
-        except (ValueError, OSError, EOFError) as e:
-            raise CheckpointError(f"{path}: not a rig face-model .npz ({e})") from None
-        if "__meta__" not in raw:
-            raise CheckpointError(f"{path}: not a rig face-model .npz (no __meta__ entry)")
-        meta = json.loads(raw.pop("__meta__").tobytes().decode("utf-8"))
-        if meta.pop("format", None) != "rig.face_model":
-            raise CheckpointError(f"{path}: not a rig face-model file")
-        meta.pop("format_version", None)
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for k, v in raw.items():
-            if k in names:
-                kwargs[k] = v.astype(np.float64) if v.dtype.kind == "f" else v.astype(np.int64)
-        for k, v in meta.items():
-            if k in names:
-                kwargs[k] = tuple(v) if isinstance(v, list) else v
-        try:
-            return cls(**kwargs).validate(str(path))
+            data = cls(**kwargs)
         except TypeError as e:
             raise CheckpointError(f"{path}: incomplete face-model file ({e})") from None
+        with untrusted(str(path), what="inconsistent face-model file"):
+            return data.validate(str(path))
+
+    @classmethod
+    def _fields_from(cls, raw: dict[str, np.ndarray], meta: dict, source: str) -> dict[str, Any]:
+        """Constructor arguments from the archive's arrays and its JSON metadata, each type-checked."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for k, v in raw.items():
+            if k in fields:
+                kwargs[k] = v.astype(np.float64) if v.dtype.kind == "f" else v.astype(np.int64)
+        for k, v in meta.items():
+            if k not in fields:
+                continue
+            if k == "metadata":
+                if not isinstance(v, dict):
+                    raise CheckpointError(f"{source}: 'metadata' is not a JSON object")
+            elif k == "name":
+                if not isinstance(v, str):
+                    raise CheckpointError(f"{source}: 'name' is not a string")
+            elif not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                raise CheckpointError(f"{source}: '{k}' is not a list of names")
+            kwargs[k] = tuple(v) if isinstance(v, list) else v
+        return kwargs

@@ -8,8 +8,9 @@ current numpy), scipy sparse matrices under module paths that have since moved
 - ``chumpy.ch.Ch`` -> ``_ChumpyArray``: keeps only the pickled state; its value is the ``x`` array.
 - ``scipy.sparse.{csc,csr,coo}[_matrix|_array]`` under old and new paths -> ``_SparseRecord``,
   densified here by our own code (no scipy call while loading).
-- numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` / ``scalar`` -> guarded wrappers (only the plain ndarray
-  class, dtypes only from strings; object arrays can only hold what this unpickler built).
+- numpy's ``_reconstruct`` / ``ndarray`` / ``dtype`` / ``scalar`` -> ``rig.io.pickled_numpy``'s records: the
+  array's state is never handed to numpy's C ``__setstate__``; rig checks dtype, shape and byte
+  count and builds the array itself (object arrays only inside the dynamic-embedding ``.npy``).
 - ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2) -> latin-1 only; ``set``;
   ``copy_reg._reconstructor`` + ``object`` (protocol 0/1 object creation) for the stand-ins only.
 
@@ -23,7 +24,6 @@ hand the pickle payload to the restricted unpickler.
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,21 @@ import numpy as np
 
 from rig.errors import CheckpointError, UnsafeFileError
 from rig.face_model.data import FaceModelData
+from rig.io import pickled_numpy
+from rig.io.guard import guarded
+from rig.io.npy import read_npy
+from rig.io.pickle_vm import StateRecord, short_repr
 from rig.io.safe_pickle import load_restricted
+from rig.io.tree_walk import convert_tree
 
 N_IDENTITY_MAX = 300
 FLAME_JOINT_COUNT = 5
+MAX_DENSE_ELEMENTS = 1 << 25  # a densified sparse matrix: 256 MiB of float64 (FLAME's J_regressor is 5 x 5023)
+MAX_ARRAY_BYTES = 1 << 30
 
 
-class _ChumpyArray:
-    """Stand-in for ``chumpy.ch.Ch``: records the pickled state dict; ``value`` is its ``x`` array."""
+class _ChumpyArray(StateRecord):
+    """Stand-in for ``chumpy.ch.Ch``: records the pickled state dict; its value is the ``x`` array."""
 
     def __init__(self, *args: Any) -> None:
         self.state: dict = {}
@@ -47,12 +54,8 @@ class _ChumpyArray:
     def __setstate__(self, state: Any) -> None:
         self.state = state if isinstance(state, dict) else {}
 
-    @property
-    def value(self) -> Any:
-        return self.state.get("x")
 
-
-class _SparseRecord:
+class _SparseRecord(StateRecord):
     """Stand-in for a pickled scipy sparse matrix: holds its ``__dict__`` (``_shape``, ``data``, ...)."""
 
     format = "?"
@@ -71,49 +74,16 @@ def _sparse_class(fmt: str) -> type:
 _SPARSE_CLASSES = {fmt: _sparse_class(fmt) for fmt in ("csc", "csr", "coo")}
 
 
-class _NdarrayToken:
-    """What the pickle gets for ``numpy.ndarray``: a name to pass to ``_reconstruct``, not the
-    class itself (calling ``ndarray(...)`` directly would let a file allocate arbitrary arrays)."""
-
-
-def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
-    # numpy pickles arrays as _reconstruct(ndarray, (0,), b'b') followed by __setstate__; allow
-    # only the plain ndarray subtype so the file cannot choose which class gets built.
-    if subtype is not _NdarrayToken:
-        raise UnsafeFileError(f"array rebuild asked for subtype {subtype!r}, only numpy.ndarray is allowed")
-    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
-
-
-def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
-    # Only a dtype *string* may be passed: a dtype built from a class or a tuple could name a
-    # type the allow-list never saw. Object dtypes are fine: their elements come from this same
-    # restricted unpickler.
-    if not isinstance(spec, str):
-        raise UnsafeFileError(f"dtype spec {spec!r} refused (only dtype strings are allowed)")
-    return np.dtype(spec, align=bool(align), copy=bool(copy))
-
-
-def _scalar(dtype: Any, data: Any = None) -> Any:
-    # numpy pickles scalars as scalar(dtype, raw_bytes); rebuild numeric ones from the bytes only.
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise UnsafeFileError(f"numpy scalar of dtype {dtype!r} refused (only plain numeric scalars are allowed)")
-    if isinstance(data, str):  # Python 2 pickles read with latin1
-        data = data.encode("latin1")
-    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
-        raise UnsafeFileError("numpy scalar with malformed data refused")
-    return np.frombuffer(bytes(data), dtype=dtype)[0]
-
-
 def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     if encoding != "latin1" or not isinstance(text, str):
-        raise UnsafeFileError(f"_codecs.encode called with encoding {encoding!r}; only latin1 byte strings are allowed")
+        raise UnsafeFileError(f"_codecs.encode called with encoding {short_repr(encoding)}; only latin1 byte strings are allowed")
     return text.encode("latin1")
 
 
 def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     # Protocol 0/1 pickles build objects through copy_reg._reconstructor; only our stand-ins.
     if not (isinstance(cls, type) and issubclass(cls, (_ChumpyArray, _SparseRecord)) and base is object):
-        raise UnsafeFileError(f"copy_reg._reconstructor asked to build {cls!r}")
+        raise UnsafeFileError(f"copy_reg._reconstructor asked to build {short_repr(cls)}")
     return cls()
 
 
@@ -128,11 +98,7 @@ def _allow_list() -> dict[tuple[str, str], Any]:
         ("copy_reg", "_reconstructor"): _copyreg_reconstructor,
         ("copyreg", "_reconstructor"): _copyreg_reconstructor,
     }
-    for np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(np_mod, "_reconstruct")] = _reconstruct
-        allowed[(np_mod, "scalar")] = _scalar
-    allowed[("numpy", "ndarray")] = _NdarrayToken
-    allowed[("numpy", "dtype")] = _dtype
+    allowed.update(pickled_numpy.allow_list())
     for fmt, cls in _SPARSE_CLASSES.items():
         for mod in (f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}", "scipy.sparse"):
             allowed[(mod, f"{fmt}_matrix")] = cls
@@ -143,19 +109,31 @@ def _allow_list() -> dict[tuple[str, str], Any]:
 # ----------------------------------------------------------------------------- converting stand-ins
 
 
+def _dense_shape(value: Any, source: str, fmt: str) -> tuple[int, int]:
+    if (not isinstance(value, tuple) or len(value) != 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s for s in value)):
+        raise CheckpointError(f"{source}: {fmt} sparse matrix with malformed _shape {short_repr(value)}")
+    rows, cols = int(value[0]), int(value[1])
+    if rows * cols > MAX_DENSE_ELEMENTS:
+        raise CheckpointError(f"{source}: {fmt} sparse matrix of shape ({rows}, {cols}) is too large to densify "
+                              f"(limit {MAX_DENSE_ELEMENTS} elements)")
+    return rows, cols
+
+
 def sparse_to_dense(record: _SparseRecord, source: str = "pickle") -> np.ndarray:
     """Densify a pickled csc / csr / coo matrix's state (``_shape``, ``data``, index arrays).
 
-    Duplicate entries are summed, as scipy does. Index arrays are bounds-checked.
+    The state's arrays must already be plain numpy arrays (``to_plain`` converts them first).
+    Duplicate entries are summed, as scipy does. The dense size and the index arrays are checked
+    before anything is allocated.
     """
     st = record.state
     try:
-        shape = tuple(int(s) for s in st["_shape"])
-        data = np.asarray(st["data"], dtype=np.float64)
-        out = np.zeros(shape, dtype=np.float64)
+        shape = _dense_shape(st.get("_shape"), source, record.format)
+        data = np.asarray(st["data"], dtype=np.float64).reshape(-1)
         if record.format in ("csc", "csr"):
-            indices = np.asarray(st["indices"], dtype=np.int64)
-            indptr = np.asarray(st["indptr"], dtype=np.int64)
+            indices = np.asarray(st["indices"], dtype=np.int64).reshape(-1)
+            indptr = np.asarray(st["indptr"], dtype=np.int64).reshape(-1)
             n_major = shape[1] if record.format == "csc" else shape[0]
             n_minor = shape[0] if record.format == "csc" else shape[1]
             ok = (indptr.shape == (n_major + 1,) and indptr[0] == 0 and np.all(np.diff(indptr) >= 0)
@@ -166,31 +144,43 @@ def sparse_to_dense(record: _SparseRecord, source: str = "pickle") -> np.ndarray
             rows, cols = (indices, major) if record.format == "csc" else (major, indices)
         else:  # coo: scipy >= 1.13 stores 'coords', older 'row'/'col'
             rows, cols = (st["coords"] if "coords" in st else (st["row"], st["col"]))
-            rows = np.asarray(rows, dtype=np.int64)
-            cols = np.asarray(cols, dtype=np.int64)
+            rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+            cols = np.asarray(cols, dtype=np.int64).reshape(-1)
             if not (len(rows) == len(cols) == len(data)) or (len(rows) and (rows.min() < 0 or rows.max() >= shape[0]
                                                                              or cols.min() < 0 or cols.max() >= shape[1])):
                 raise ValueError("inconsistent index arrays")
+        out = np.zeros(shape, dtype=np.float64)
         np.add.at(out, (rows, cols), data)
         return out
     except (KeyError, ValueError, TypeError, IndexError) as e:
-        raise CheckpointError(f"{source}: malformed {record.format} sparse matrix ({e})") from None
+        raise CheckpointError(f"{source}: malformed {record.format} sparse matrix ({short_repr(str(e))})") from None
 
 
-def to_plain(obj: Any, source: str = "pickle") -> Any:
-    """Replace stand-ins in a loaded structure by plain numpy arrays (recursively through dicts/lists)."""
-    if isinstance(obj, _ChumpyArray):
-        value = obj.value
-        if not isinstance(value, np.ndarray):
-            raise CheckpointError(f"{source}: chumpy object without an 'x' array")
-        return value
-    if isinstance(obj, _SparseRecord):
-        return sparse_to_dense(obj, source)
-    if isinstance(obj, dict):
-        return {k: to_plain(v, source) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_plain(v, source) for v in obj)
-    return obj
+def to_plain(obj: Any, source: str = "pickle", allow_object: bool = False, budget_bytes: int | None = None) -> Any:
+    """Replace stand-ins in a loaded structure by plain numpy arrays (through dicts / lists / tuples).
+
+    Shared sub-structures are converted once, cycles and deep nesting are refused (see
+    ``rig.io.tree_walk``), and the arrays built add up to at most ``budget_bytes`` (default 1 GiB).
+    """
+    budget = pickled_numpy.ByteBudget(budget_bytes or MAX_ARRAY_BYTES, source)
+
+    def leaf(x: Any, recurse) -> Any:
+        if isinstance(x, pickled_numpy.ArrayRecord):
+            return pickled_numpy.build_array(x, recurse, source, budget, allow_object=allow_object)
+        if isinstance(x, _ChumpyArray):
+            value = recurse(x.state.get("x"))
+            if not isinstance(value, np.ndarray):
+                raise CheckpointError(f"{source}: chumpy object without an 'x' array")
+            return value
+        if isinstance(x, _SparseRecord):
+            plain = type(x)()
+            plain.state = {k: recurse(v) for k, v in x.state.items()}
+            dense = sparse_to_dense(plain, source)
+            budget.take(dense.nbytes)
+            return dense
+        return x
+
+    return convert_tree(obj, leaf, source)
 
 
 def _restricted(source: str | os.PathLike | bytes, label: str) -> Any:
@@ -203,6 +193,7 @@ def _restricted(source: str | os.PathLike | bytes, label: str) -> Any:
         raise UnsafeFileError(f"{label}: refused to load: {e} (nothing was executed)") from None
 
 
+@guarded
 def load_flame_pickle(path: str | os.PathLike) -> dict[str, Any]:
     """Unpickle a FLAME-format file safely and return a dict of plain numpy arrays / strings."""
     loaded = _restricted(path, str(path))
@@ -213,44 +204,22 @@ def load_flame_pickle(path: str | os.PathLike) -> dict[str, Any]:
 
 def _load_npy_object(path: Path) -> Any:
     """Read a .npy holding a pickled object array without ``allow_pickle``: header parse + restricted unpickle."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
-        raise CheckpointError(f"{path}: not a .npy file")
-    major = raw[6]
-    if major == 1:
-        hlen, start = int.from_bytes(raw[8:10], "little"), 10
-    elif major in (2, 3):
-        hlen, start = int.from_bytes(raw[8:12], "little"), 12
-    else:
-        raise CheckpointError(f"{path}: unsupported .npy version {major}")
-    try:
-        header = ast.literal_eval(raw[start:start + hlen].decode("latin1" if major < 3 else "utf-8"))
-        descr = header["descr"]
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: unreadable .npy header") from None
-    payload = raw[start + hlen:]
-    if descr != "|O":
-        # A plain numeric array: numpy reads it without any pickle.
-        import io
-
-        return np.load(io.BytesIO(raw), allow_pickle=False)
-    obj = _restricted(payload, str(path))
-    # np.save pickles the whole object array; a 0-d object array arrives as an ndarray whose
-    # element came from the pickle too, so only allowed types can be inside.
+    parsed = read_npy(path, allow_object=True)
+    if not isinstance(parsed, tuple):
+        return parsed  # a plain numeric array
+    _, shape, payload = parsed
+    obj = to_plain(_restricted(payload, str(path)), str(path), allow_object=True)
+    # np.save pickles the whole object array; a 0-d object array holds the dict.
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
-    return to_plain(obj, str(path))
+    return obj
 
 
 def _uint_to_int64(a: np.ndarray) -> np.ndarray:
     return np.asarray(a).astype(np.int64)
 
 
+@guarded
 def load_static_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """FLAME's ``flame_static_embedding.pkl`` -> (faces_idx (51,) int64, bary (51, 3) float64)."""
     d = load_flame_pickle(path)
@@ -264,6 +233,7 @@ def load_static_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     return faces, bary
 
 
+@guarded
 def load_dynamic_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """FLAME's ``flame_dynamic_embedding.npy`` -> (faces_idx (79, 17) int64, bary (79, 17, 3) float64)."""
     path = Path(path)
@@ -280,6 +250,7 @@ def load_dynamic_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     return faces, bary
 
 
+@guarded
 def load_combined_embedding(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """DECA's ``landmark_embedding.npy`` (one dict with ``static_lmk_faces_idx`` (51,),
     ``static_lmk_bary_coords`` (51, 3), ``dynamic_lmk_faces_idx`` (79, 17),
@@ -308,6 +279,7 @@ def _array(d: dict, key: str, source: str, ndim: int) -> np.ndarray:
     return a
 
 
+@guarded
 def flame_data_from_pickle(
     model_path: str | os.PathLike,
     static_embedding: str | os.PathLike | None = None,
@@ -335,11 +307,15 @@ def flame_data_from_pickle(
     J_regressor = _array(d, "J_regressor", src, 2).astype(np.float64)
     weights = _array(d, "weights", src, 2).astype(np.float64)
     kintree = _array(d, "kintree_table", src, 2)
+    if kintree.shape[0] != 2 or not 1 <= kintree.shape[1] <= 64:
+        raise CheckpointError(f"{src}: kintree_table has shape {kintree.shape}, expected (2, J) with 1 <= J <= 64")
     parents = kintree[0].astype(np.int64)
     # FLAME stores the root's parent as uint32 max (4294967295).
     parents[parents >= kintree.shape[1]] = -1
     if not (parents.shape[0] >= 1 and parents[0] == -1):
         raise CheckpointError(f"{src}: kintree_table does not start with the root joint")
+    if blend.shape[:2] != v_template.shape:
+        raise CheckpointError(f"{src}: shapedirs has shape {blend.shape}, expected ({v_template.shape[0]}, 3, N)")
     n_id = min(N_IDENTITY_MAX, blend.shape[2])
     lmk_faces = np.zeros((0,), np.int64)
     lmk_bary = np.zeros((0, 3), np.float64)

@@ -26,6 +26,7 @@ import numpy as np
 
 from rig.errors import InputError, ShapeError
 from rig.io.atomic import atomic_path
+from rig.io.guard import DATA_ERRORS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_SEQUENCE_FPS = 25.0
@@ -108,8 +109,18 @@ class VideoReader:
             self.info = VideoInfo(self.path, first.shape[1], first.shape[0], float(sequence_fps),
                                   len(self._images), 0, "images")
         else:
+            import av
+
             self._images = None
-            self.info = self._open_container()
+            try:
+                self.info = self._open_container()
+            except InputError:
+                self.close()
+                raise
+            except (av.error.FFmpegError,) + DATA_ERRORS as e:
+                # Anything else a broken container provokes in PyAV is still the file's fault.
+                self.close()
+                raise InputError(f"{self.path}: not a readable video ({type(e).__name__}: {e})") from None
 
     # ------------------------------------------------------------------ opening
 
@@ -129,6 +140,9 @@ class VideoReader:
         if not rate or float(rate) <= 0:
             self.close()
             raise InputError(f"{self.path}: video stream has no frame rate")
+        if stream.codec_context is None:  # a codec tag FFmpeg has no decoder for
+            self.close()
+            raise InputError(f"{self.path}: the video stream's codec is unknown to this FFmpeg build (no decoder)")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             self.close()
@@ -235,7 +249,7 @@ class VideoReader:
                 frame = next(frames)
             except StopIteration:
                 break
-            except (av.error.FFmpegError, OSError, ValueError) as e:
+            except (av.error.FFmpegError,) + DATA_ERRORS as e:
                 if yielded == 0 and index == 0:
                     raise InputError(f"{self.path}: cannot decode video ({type(e).__name__}: {e})") from None
                 self.truncated = True

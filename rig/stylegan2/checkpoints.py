@@ -25,9 +25,12 @@ from torch import nn
 
 from rig.errors import CheckpointError, InputError
 from rig.io.atomic import write_bytes_atomic
+from rig.io.guard import guarded
+from rig.io.pickle_vm import short_repr
 from rig.io.safetensors_file import read_safetensors
 from rig.stylegan2.config import DiscriminatorConfig, GeneratorConfig
 from rig.stylegan2.discriminator import Discriminator
+from rig.stylegan2.load_checks import build_checked, check_finite, check_layout, probe_generator
 from rig.stylegan2.networks import Generator
 from rig.stylegan2.nvidia_pickle import PersistentRecord, read_snapshot, record_state_dict
 from rig.stylegan2 import rosinality
@@ -76,48 +79,39 @@ def _kwargs_from_record(record: PersistentRecord, order: tuple[str, ...], source
 
 def _load_checked(module: nn.Module, tensors: dict[str, torch.Tensor], classes: dict[str, str] | None,
                   source: str, what: str) -> None:
-    """Load ``tensors`` into ``module`` requiring identical names, shapes and module classes."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: {what} does not match the architecture its config describes "
-                              f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                              f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})")
-    for name, ref in expected.items():
-        if tuple(tensors[name].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{source}: {what}.{name} has shape {tuple(tensors[name].shape)}, "
-                                  f"expected {tuple(ref.shape)}")
-    if classes is not None:
-        ours = {name: type(m).__name__ for name, m in module.named_modules()}
-        for name, cls in classes.items():
-            if name and ours.get(name) != cls:
-                raise CheckpointError(f"{source}: {what}.{name} is a {cls}, rig builds a {ours.get(name)}")
+    """Load ``tensors`` into an existing ``module`` requiring identical names and shapes, finite values."""
+    check_layout(module.state_dict(), tensors, source, what)
+    check_finite(tensors, source, what)
     with torch.no_grad():
         for name, value in module.state_dict(keep_vars=True).items():
             value.copy_(tensors[name].to(dtype=value.dtype))
+
+
+def _generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], classes: dict[str, str] | None,
+               source: str, what: str) -> Generator:
+    net = build_checked(lambda: Generator(config), tensors, classes, source, what)
+    probe_generator(net, source, what)
+    return net.eval().requires_grad_(False)
 
 
 def generator_from_record(record: PersistentRecord, source: str) -> Generator:
     if record.class_name != "Generator":
         raise CheckpointError(f"{source}: expected a Generator, found {record.class_name}")
     config = GeneratorConfig.from_nvidia_kwargs(_kwargs_from_record(record, _GEN_ARG_ORDER, source), source)
-    net = Generator(config)
     tensors, classes = record_state_dict(record)
-    _load_checked(net, tensors, classes, source, "G")
-    return net.eval().requires_grad_(False)
+    return _generator(config, tensors, classes, source, "G")
 
 
 def discriminator_from_record(record: PersistentRecord, source: str) -> Discriminator:
     if record.class_name != "Discriminator":
         raise CheckpointError(f"{source}: expected a Discriminator, found {record.class_name}")
     config = DiscriminatorConfig.from_nvidia_kwargs(_kwargs_from_record(record, _DIS_ARG_ORDER, source), source)
-    net = Discriminator(config)
     tensors, classes = record_state_dict(record)
-    _load_checked(net, tensors, classes, source, "D")
+    net = build_checked(lambda: Discriminator(config), tensors, classes, source, "D")
     return net.eval().requires_grad_(False)
 
 
+@guarded
 def load_nvidia_pkl(path: str | os.PathLike) -> NetworkSet:
     """Build G, D and G_ema from an NVIDIA snapshot (never executing code from it)."""
     snap = read_snapshot(path)
@@ -166,6 +160,7 @@ def save_network(path: str | os.PathLike, net: nn.Module, name: str = "G_ema") -
     save_networks(path, {name: net})
 
 
+@guarded
 def load_rig_networks(path: str | os.PathLike) -> NetworkSet:
     """Read every network of a rig ``.safetensors`` file."""
     path = Path(path)
@@ -178,19 +173,24 @@ def load_rig_networks(path: str | os.PathLike) -> NetworkSet:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{label}: corrupt rig_networks header ({e})") from None
     out = NetworkSet(source=label)
+    if not isinstance(entries, dict):
+        raise CheckpointError(f"{label}: rig_networks header is not a JSON object")
     for name, entry in entries.items():
         if name not in NETWORK_NAMES:
-            raise CheckpointError(f"{label}: unknown network {name!r} (rig knows {NETWORK_NAMES})")
-        if entry.get("class") == "Generator":
-            net = Generator(GeneratorConfig.from_dict(entry.get("config", {}), f"{label} [{name}]"))
-        elif entry.get("class") == "Discriminator":
-            net = Discriminator(DiscriminatorConfig.from_dict(entry.get("config", {}), f"{label} [{name}]"))
-        else:
-            raise CheckpointError(f"{label}: network {name!r} has unknown class {entry.get('class')!r}")
+            raise CheckpointError(f"{label}: unknown network {short_repr(name)} (rig knows {NETWORK_NAMES})")
+        if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+            raise CheckpointError(f"{label}: network {name!r} entry is not {{class, config}}")
         prefix = name + "."
         sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        _load_checked(net, sub, None, label, name)
-        setattr(out, name, net.eval().requires_grad_(False))
+        if entry.get("class") == "Generator":
+            config = GeneratorConfig.from_dict(entry.get("config", {}), f"{label} [{name}]")
+            net = _generator(config, sub, None, label, name)
+        elif entry.get("class") == "Discriminator":
+            config = DiscriminatorConfig.from_dict(entry.get("config", {}), f"{label} [{name}]")
+            net = build_checked(lambda: Discriminator(config), sub, None, label, name).eval().requires_grad_(False)
+        else:
+            raise CheckpointError(f"{label}: network {name!r} has unknown class {short_repr(entry.get('class'))}")
+        setattr(out, name, net)
     if "rig_extra" in meta:
         try:
             extra = json.loads(meta["rig_extra"])
@@ -223,6 +223,7 @@ def _checked_labels(labels, nets: NetworkSet, label: str) -> dict:
 
 # ------------------------------------------------------------------------------------ rosinality
 
+@guarded
 def load_rosinality(path: str | os.PathLike) -> NetworkSet:
     """Build ``G_ema`` from a rosinality ``.pt`` (``g_ema`` + ``latent_avg``).
 
@@ -232,14 +233,15 @@ def load_rosinality(path: str | os.PathLike) -> NetworkSet:
     label = str(path)
     g_ema, latent_avg, config = rosinality.read_rosinality(path)
     tensors, config = rosinality.rosinality_to_rig(g_ema, latent_avg, config, label)
-    net = Generator(config)
     out = NetworkSet(source=label)
     if latent_avg is None:
         tensors["mapping.w_avg"] = torch.zeros([config.w_dim])
-        _load_checked(net, tensors, None, label, "g_ema")
+    net = build_checked(lambda: Generator(config), tensors, None, label, "g_ema")
+    if latent_avg is None:
         tensors["mapping.w_avg"] = rosinality.mean_latent(net.mapping, config.z_dim)
+        _load_checked(net, tensors, None, label, "g_ema")
         out.notes.append("no latent_avg in the file: w_avg estimated from 10,000 seeded z (truncation uses it)")
-    _load_checked(net, tensors, None, label, "g_ema")
+    probe_generator(net, label, "g_ema")
     out.G_ema = net.eval().requires_grad_(False)
     return out
 

@@ -3,7 +3,8 @@
 One dataclass per network. ``GeneratorConfig.from_nvidia_kwargs`` takes the ``_init_kwargs`` a
 stylegan2-ada-pytorch snapshot stores for its ``Generator`` (``z_dim``, ``c_dim``, ``w_dim``,
 ``img_resolution``, ``img_channels``, ``mapping_kwargs``, ``synthesis_kwargs``) and refuses keys it
-does not understand, so a checkpoint is either built exactly or not at all. ``to_dict`` /
+does not understand, so a checkpoint is either built exactly or not at all; every value read from a
+file is then typed and bounded by ``config_checks`` before a network is built. ``to_dict`` /
 ``from_dict`` give the JSON form stored beside rig's ``.safetensors`` weights.
 """
 
@@ -13,7 +14,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
+
 from rig.errors import CheckpointError
+from rig.stylegan2.config_checks import check_discriminator, check_generator
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ class GeneratorConfig:
         synthesis = _sub_config(SynthesisConfig, kw.pop("synthesis_kwargs", None) or {},
                                 f"{source}: G.synthesis_kwargs")
         kw.pop("epochs", None)  # a bookkeeping field some forks add; it has no weights
-        return _sub_config(GeneratorConfig, kw, f"{source}: G", mapping=mapping, synthesis=synthesis)
+        config = _sub_config(GeneratorConfig, kw, f"{source}: G", mapping=mapping, synthesis=synthesis)
+        check_generator(config, f"{source}: G")
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -80,7 +86,9 @@ class GeneratorConfig:
         d = dict(d)
         mapping = _sub_config(MappingConfig, d.pop("mapping", {}) or {}, f"{source}: mapping")
         synthesis = _sub_config(SynthesisConfig, d.pop("synthesis", {}) or {}, f"{source}: synthesis")
-        return _sub_config(GeneratorConfig, d, source, mapping=mapping, synthesis=synthesis)
+        config = _sub_config(GeneratorConfig, d, source, mapping=mapping, synthesis=synthesis)
+        check_generator(config, source)
+        return config
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,9 @@ class DiscriminatorConfig:
         mapping = _sub_config(MappingConfig, kw.pop("mapping_kwargs", None) or {}, f"{source}: D.mapping_kwargs")
         epilogue = _sub_config(EpilogueConfig, kw.pop("epilogue_kwargs", None) or {}, f"{source}: D.epilogue_kwargs")
         kw.pop("epochs", None)
-        return _sub_config(DiscriminatorConfig, kw, f"{source}: D", block=block, mapping=mapping, epilogue=epilogue)
+        config = _sub_config(DiscriminatorConfig, kw, f"{source}: D", block=block, mapping=mapping, epilogue=epilogue)
+        check_discriminator(config, f"{source}: D")
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,19 +144,26 @@ class DiscriminatorConfig:
         block = _sub_config(DiscriminatorBlockConfig, d.pop("block", {}) or {}, f"{source}: block")
         mapping = _sub_config(MappingConfig, d.pop("mapping", {}) or {}, f"{source}: mapping")
         epilogue = _sub_config(EpilogueConfig, d.pop("epilogue", {}) or {}, f"{source}: epilogue")
-        return _sub_config(DiscriminatorConfig, d, source, block=block, mapping=mapping, epilogue=epilogue)
+        config = _sub_config(DiscriminatorConfig, d, source, block=block, mapping=mapping, epilogue=epilogue)
+        check_discriminator(config, source)
+        return config
 
 
-def _plain(value: Any) -> Any:
-    """Lists -> tuples (hashable, frozen-dataclass friendly); numpy scalars -> Python numbers."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Lists -> tuples (hashable, frozen-dataclass friendly); numpy scalars -> Python numbers.
+
+    Config values are flat (at most a filter tuple); anything nested deeper is left as it is for
+    ``config_checks`` to refuse."""
+    if isinstance(value, (list, tuple)) and depth < 2:
+        return tuple(_plain(v, depth + 1) for v in value)
+    if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0:
         return value.item()
     return value
 
 
 def _sub_config(cls, kwargs: Mapping[str, Any], where: str, **fixed):
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise CheckpointError(f"{where}: constructor arguments are not a dict of named values")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(kwargs) - names)
     if unknown:

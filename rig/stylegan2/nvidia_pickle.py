@@ -12,7 +12,11 @@ uses to a rig stand-in that only records data, and refuses every other global:
 * ``torch.storage._load_from_bytes(blob)`` -> :func:`parse_legacy_storage`, rig's own parser of the
   legacy (non-zip) ``torch.save`` blob, itself read with a restricted unpickler.
 * ``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar`` and ``numpy.dtype`` ->
-  numpy scalars rebuilt from raw bytes.
+  numpy scalars rebuilt from raw bytes (``rig.io.pickled_numpy``).
+
+The opcodes run on rig's budgeted pickle machine. Tensors are views of their storage whose element
+count may not exceed the storage's (a stride-0 view cannot blow 500 bytes up to gigabytes), and all
+tensors of one file together may hold at most ``TENSOR_BYTES_FACTOR`` times the file's size.
 
 The result is a :class:`NvidiaSnapshot` of records; ``checkpoints.py`` builds rig modules from them.
 """
@@ -20,7 +24,7 @@ The result is a :class:`NvidiaSnapshot` of records; ``checkpoints.py`` builds ri
 from __future__ import annotations
 
 import collections
-import io
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -29,8 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rig.errors import CheckpointError, UnsafeFileError
-from rig.io.safe_pickle import _RestrictedUnpickler, load_restricted
+from rig.errors import CheckpointError
+from rig.io import pickled_numpy
+from rig.io.pickle_vm import PickleMachine, StateRecord, short_repr
+from rig.io.safe_pickle import allow_list_lookup, load_restricted, read_file_bytes
+from rig.io.tree_walk import convert_tree
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -52,10 +59,16 @@ class PersistentRecord:
     version: int | None = None
 
     def init_kwargs(self) -> dict:
-        return dict(self.state.get("_init_kwargs") or {})
+        kwargs = self.state.get("_init_kwargs") or {}
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise CheckpointError(f"{self.class_name}: _init_kwargs is not a dict of named arguments")
+        return dict(kwargs)
 
     def init_args(self) -> tuple:
-        return tuple(self.state.get("_init_args") or ())
+        args = self.state.get("_init_args") or ()
+        if not isinstance(args, (tuple, list)):
+            raise CheckpointError(f"{self.class_name}: _init_args is not a tuple")
+        return tuple(args)
 
 
 @dataclass
@@ -77,43 +90,11 @@ class _StorageType:
     dtype: torch.dtype
 
 
-class _EasyDict(dict):
+class _EasyDict(dict, StateRecord):
     """Stand-in for ``dnnlib.util.EasyDict``: the pickle rebuilds it with NEWOBJ + SETITEMS."""
 
     def __setstate__(self, state):  # attribute dict of an EasyDict is empty; nothing to keep
         pass
-
-
-class _DType:
-    """Stand-in for ``numpy.dtype(name, align, copy)`` + ``__setstate__`` (byte order)."""
-
-    def __init__(self, name, align=False, copy=True):
-        if not isinstance(name, str):
-            raise CheckpointError(f"numpy dtype with non-string name {name!r}")
-        self.name = name
-        self.byteorder = "="
-
-    def __setstate__(self, state):
-        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "=", "|"):
-            self.byteorder = state[1]
-
-    def numpy(self) -> np.dtype:
-        try:
-            dt = np.dtype(self.name)
-        except TypeError:
-            raise CheckpointError(f"unsupported numpy dtype {self.name!r}") from None
-        if dt.kind not in "biuf":
-            raise CheckpointError(f"unsupported numpy dtype {self.name!r}")
-        return dt.newbyteorder(self.byteorder) if self.byteorder in "<>" else dt
-
-
-def _numpy_scalar(dtype, data=None):
-    if not isinstance(dtype, _DType) or not isinstance(data, (bytes, bytearray)):
-        raise CheckpointError("malformed numpy scalar in pickle")
-    dt = dtype.numpy()
-    if len(data) != dt.itemsize:
-        raise CheckpointError(f"numpy scalar of dtype {dt} has {len(data)} bytes")
-    return np.frombuffer(bytes(data), dtype=dt)[0].astype(dt.newbyteorder("="))
 
 
 def _reconstruct_persistent_obj(meta):
@@ -126,20 +107,41 @@ def _reconstruct_persistent_obj(meta):
     return PersistentRecord(class_name=meta["class_name"], state=state, version=meta.get("version"))
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
-    if not isinstance(storage, torch.Tensor) or storage.ndim != 1:
-        raise CheckpointError("tensor in pickle does not refer to a storage")
-    size = tuple(int(s) for s in size)
-    stride = tuple(int(s) for s in stride)
-    offset = int(storage_offset)
-    if len(size) != len(stride) or offset < 0 or any(s < 0 for s in size) or any(s < 0 for s in stride):
-        raise CheckpointError(f"tensor with invalid layout size={size} stride={stride} offset={offset}")
-    if all(s > 0 for s in size):
-        last = offset + sum((n - 1) * st for n, st in zip(size, stride))
-        if last >= storage.numel():
-            raise CheckpointError(f"tensor of size {size} reaches past its storage of {storage.numel()} elements")
-    return storage.as_strided(size, stride, offset).clone()
+TENSOR_BYTES_FACTOR = 4
+MAX_TENSOR_NDIM = 8
+
+
+def _int_tuple(value, what: str) -> tuple[int, ...]:
+    if (not isinstance(value, (tuple, list)) or len(value) > MAX_TENSOR_NDIM
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise CheckpointError(f"tensor {what} {short_repr(value)} is not a short tuple of ints")
+    return tuple(value)
+
+
+def _tensor_rebuilder(budget: pickled_numpy.ByteBudget):
+    """``torch._utils._rebuild_tensor_v2`` for one file: checked layout, bounded bytes, own memory."""
+
+    def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                          metadata=None):
+        if not isinstance(storage, torch.Tensor) or storage.ndim != 1:
+            raise CheckpointError("tensor in pickle does not refer to a storage")
+        size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
+        if not isinstance(storage_offset, int) or isinstance(storage_offset, bool):
+            raise CheckpointError("tensor storage offset is not an int")
+        offset = storage_offset
+        if len(size) != len(stride) or offset < 0 or any(s < 0 for s in size) or any(s < 0 for s in stride):
+            raise CheckpointError(f"tensor with invalid layout size={size} stride={stride} offset={offset}")
+        numel = math.prod(size)
+        if numel:
+            last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+            if last >= storage.numel():
+                raise CheckpointError(f"tensor of size {size} reaches past its storage of {storage.numel()} elements")
+        if numel > storage.numel():  # overlapping (e.g. stride-0) views would multiply the file's bytes
+            raise CheckpointError(f"tensor of size {size} has more elements than its storage of {storage.numel()}")
+        budget.take(numel * storage.element_size())
+        return storage.as_strided(size, stride, offset).clone()
+
+    return rebuild_tensor_v2
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *extra):
@@ -157,25 +159,24 @@ def parse_legacy_storage(blob: bytes, source: str = "<storage>") -> torch.Tensor
     """
     if not isinstance(blob, (bytes, bytearray)):
         raise CheckpointError(f"{source}: storage blob is not bytes")
-    f = io.BytesIO(bytes(blob))
+    blob = bytes(blob)
     allowed = {("torch", name): _StorageType(name, dt) for name, dt in _STORAGE_DTYPES.items()}
     refs: dict[str, tuple[_StorageType, int]] = {}
 
     def persistent_load(pid):
         if (not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage" or not isinstance(pid[1], _StorageType)
                 or not isinstance(pid[2], str)):
-            raise CheckpointError(f"{source}: unexpected persistent id in storage blob: {pid!r}")
+            raise CheckpointError(f"{source}: unexpected persistent id in storage blob: {short_repr(pid)}")
         _, stype, key, _location, numel = pid[:5]
-        refs[key] = (stype, int(numel))
+        if not isinstance(numel, int) or isinstance(numel, bool):
+            raise CheckpointError(f"{source}: storage element count {short_repr(numel)} is not an int")
+        refs[key] = (stype, numel)
         return key
 
+    machine = PickleMachine(blob, allow_list_lookup(allowed, source), source, persistent_load)
+
     def read_pickle(label):
-        try:
-            return _RestrictedUnpickler(f, allowed, source, persistent_load).load()
-        except (UnsafeFileError, CheckpointError):
-            raise
-        except Exception as e:  # noqa: BLE001 - any malformed pickle is a bad checkpoint
-            raise CheckpointError(f"{source}: malformed storage blob ({label}: {type(e).__name__}: {e})") from None
+        return machine.load()
 
     if read_pickle("magic") != LEGACY_MAGIC:
         raise CheckpointError(f"{source}: storage blob has a wrong magic number (not a legacy torch.save blob)")
@@ -189,22 +190,23 @@ def parse_legacy_storage(blob: bytes, source: str = "<storage>") -> torch.Tensor
     if not isinstance(keys, list) or root_key not in refs or keys != [root_key]:
         raise CheckpointError(f"{source}: storage blob must hold exactly one storage")
     stype, numel = refs[root_key]
-    head = f.read(8)
+    pos = machine.pos
+    head = blob[pos:pos + 8]
     if len(head) != 8:
         raise CheckpointError(f"{source}: storage blob truncated before its element count")
     (count,) = struct.unpack("<q", head)
     if count != numel or count < 0:
         raise CheckpointError(f"{source}: storage blob element count {count} != declared {numel}")
     itemsize = torch.empty([], dtype=stype.dtype).element_size()
-    raw = f.read(count * itemsize)
-    if len(raw) != count * itemsize or f.read(1):
+    raw = blob[pos + 8:]
+    if len(raw) != count * itemsize:
         raise CheckpointError(f"{source}: storage blob has {len(raw)} data bytes, expected exactly {count * itemsize}")
     if count == 0:
         return torch.empty([0], dtype=stype.dtype)
     return torch.frombuffer(bytearray(raw), dtype=stype.dtype)
 
 
-def _allow_list(source: str) -> dict:
+def _allow_list(source: str, budget: pickled_numpy.ByteBudget) -> dict:
     def load_from_bytes(blob):
         return parse_legacy_storage(blob, source=f"{source} (tensor storage)")
 
@@ -213,21 +215,17 @@ def _allow_list(source: str) -> dict:
         ("dnnlib.util", "EasyDict"): _EasyDict,
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("builtins", "set"): set,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_tensor_v2"): _tensor_rebuilder(budget),
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch.storage", "_load_from_bytes"): load_from_bytes,
-        ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-        ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-        ("numpy", "dtype"): _DType,
+        ("numpy.core.multiarray", "scalar"): pickled_numpy.scalar,
+        ("numpy._core.multiarray", "scalar"): pickled_numpy.scalar,
+        ("numpy", "dtype"): pickled_numpy.DTypeRecord,
     }
 
 
-def _plain_dict(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain_dict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain_dict(v) for v in value]
-    return value
+def _plain_dict(value: Any, source: str) -> Any:
+    return convert_tree(value, lambda x, recurse: x, source)
 
 
 def read_snapshot(path: str | os.PathLike | bytes, name: str | None = None) -> NvidiaSnapshot:
@@ -238,7 +236,9 @@ def read_snapshot(path: str | os.PathLike | bytes, name: str | None = None) -> N
         CheckpointError: missing / malformed file, or not a snapshot dict.
     """
     label = name or (str(path) if not isinstance(path, (bytes, bytearray)) else "<bytes>")
-    data = load_restricted(path, _allow_list(label), name=label)
+    raw = bytes(path) if isinstance(path, (bytes, bytearray)) else read_file_bytes(path, label)
+    budget = pickled_numpy.ByteBudget(TENSOR_BYTES_FACTOR * len(raw) + (1 << 20), label)
+    data = load_restricted(raw, _allow_list(label, budget), name=label)
     if isinstance(data, PersistentRecord):  # a bare pickled network, e.g. pickle.dump(G_ema)
         data = {"G_ema": data}
     if not isinstance(data, dict):
@@ -250,7 +250,7 @@ def read_snapshot(path: str | os.PathLike | bytes, name: str | None = None) -> N
             raise CheckpointError(f"{label}: entry {key!r} is a {type(value).__name__}, not a network")
         setattr(snap, key, value)
     tsk = data.get("training_set_kwargs")
-    snap.training_set_kwargs = _plain_dict(tsk) if isinstance(tsk, dict) else None
+    snap.training_set_kwargs = _plain_dict(tsk, label) if isinstance(tsk, dict) else None
     known = ("G", "D", "G_ema", "augment_pipe", "training_set_kwargs")
     snap.other_keys = sorted(str(k) for k in data if k not in known)
     if snap.G is None and snap.G_ema is None and snap.D is None:
@@ -258,28 +258,44 @@ def read_snapshot(path: str | os.PathLike | bytes, name: str | None = None) -> N
     return snap
 
 
-def record_state_dict(record: PersistentRecord, prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+MAX_MODULE_DEPTH = 16
+
+
+def record_state_dict(record: PersistentRecord, prefix: str = "", _seen: frozenset = frozenset()
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Flatten a record tree into (state_dict, {module path: class name}) like ``Module.state_dict``.
 
-    Non-persistent buffers are skipped, as ``state_dict`` would.
+    Non-persistent buffers are skipped, as ``state_dict`` would. A module that contains itself, or
+    nesting deeper than ``MAX_MODULE_DEPTH``, raises ``CheckpointError``.
     """
+    if id(record) in _seen or len(_seen) >= MAX_MODULE_DEPTH:
+        raise CheckpointError(f"{prefix or 'network'}: sub-modules form a cycle or nest deeper than {MAX_MODULE_DEPTH}")
+    _seen = _seen | {id(record)}
     tensors: dict[str, torch.Tensor] = {}
     classes: dict[str, str] = {prefix.rstrip("."): record.class_name}
     state = record.state
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    for group in ("_parameters", "_buffers"):
-        for key, value in (state.get(group) or {}).items():
-            if value is None or (group == "_buffers" and key in skip):
+
+    def group(name: str) -> dict:
+        value = state.get(name) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise CheckpointError(f"{prefix or 'network'}: {name} is not a dict of named entries")
+        return value
+
+    skip = state.get("_non_persistent_buffers_set") or ()
+    skip = {k for k in skip if isinstance(k, str)} if isinstance(skip, (set, frozenset, list, tuple)) else set()
+    for name in ("_parameters", "_buffers"):
+        for key, value in group(name).items():
+            if value is None or (name == "_buffers" and key in skip):
                 continue
             if not isinstance(value, torch.Tensor):
                 raise CheckpointError(f"{prefix}{key}: expected a tensor, found {type(value).__name__}")
             tensors[prefix + key] = value
-    for key, child in (state.get("_modules") or {}).items():
+    for key, child in group("_modules").items():
         if child is None:
             continue
         if not isinstance(child, PersistentRecord):
             raise CheckpointError(f"{prefix}{key}: sub-module is a {type(child).__name__}, not a persistent network")
-        t, c = record_state_dict(child, prefix + key + ".")
+        t, c = record_state_dict(child, prefix + f"{key}.", _seen)
         tensors.update(t)
         classes.update(c)
     return tensors, classes

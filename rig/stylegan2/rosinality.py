@@ -43,7 +43,9 @@ from pathlib import Path
 import torch
 
 from rig.errors import CheckpointError
+from rig.io.pickle_vm import short_repr
 from rig.stylegan2.config import GeneratorConfig, MappingConfig, SynthesisConfig
+from rig.stylegan2.config_checks import check_generator
 from rig.stylegan2.ops.upfirdn2d import setup_filter
 
 _RIG_CONFIG_KEY = "rig_config"
@@ -98,35 +100,43 @@ def rosinality_to_rig(g_ema: dict[str, torch.Tensor], latent_avg: torch.Tensor |
     """rosinality ``g_ema`` state dict -> (rig state dict without ``w_avg`` if ``latent_avg`` is None, config)."""
     if config is None:
         config = infer_config(g_ema, source)
+    check_generator(config, source)
     _check_representable(config)
     n_blocks = int(math.log2(config.img_resolution)) - 2
     flt = setup_filter(config.synthesis.resample_filter)
     out: dict[str, torch.Tensor] = {}
 
-    def take(key):
-        try:
-            return g_ema[key]
-        except KeyError:
-            raise CheckpointError(f"{source}: rosinality state dict lacks {key!r}") from None
+    def take(key, first=False):
+        value = g_ema.get(key)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: rosinality state dict lacks the tensor {key!r}")
+        if first:  # rosinality keeps a leading batch axis of 1 that rig drops
+            if value.ndim == 0 or value.shape[0] != 1:
+                raise CheckpointError(f"{source}: {key} has shape {tuple(value.shape)}, expected a leading axis of 1")
+            return value[0]
+        return value
 
     for i in range(config.mapping.num_layers):
         out[f"mapping.fc{i}.weight"] = take(f"style.{i + 1}.weight")
         out[f"mapping.fc{i}.bias"] = take(f"style.{i + 1}.bias")
     if latent_avg is not None:
         out["mapping.w_avg"] = latent_avg.reshape(-1)
-    out["synthesis.b4.const"] = take("input.input")[0]
+    out["synthesis.b4.const"] = take("input.input", first=True)
     for rig, ros, j in _layer_pairs(n_blocks):
-        out[f"{rig}.weight"] = take(f"{ros}.conv.weight")[0]
+        out[f"{rig}.weight"] = take(f"{ros}.conv.weight", first=True)
         out[f"{rig}.affine.weight"] = take(f"{ros}.conv.modulation.weight")
         out[f"{rig}.affine.bias"] = take(f"{ros}.conv.modulation.bias")
-        out[f"{rig}.noise_strength"] = take(f"{ros}.noise.weight").reshape([])
+        out[f"{rig}.noise_strength"] = _scalar(take(f"{ros}.noise.weight"), f"{source}: {ros}.noise.weight")
         out[f"{rig}.bias"] = take(f"{ros}.activate.bias")
-        out[f"{rig}.noise_const"] = take(f"noises.noise_{j}")[0, 0]
+        noise = take(f"noises.noise_{j}")
+        if noise.ndim != 4 or noise.shape[:2] != (1, 1):
+            raise CheckpointError(f"{source}: noises.noise_{j} has shape {tuple(noise.shape)}, expected (1, 1, R, R)")
+        out[f"{rig}.noise_const"] = noise[0, 0]
         out[f"{rig}.resample_filter"] = flt.clone()
         if rig.endswith("conv0"):
             _check_kernel(take(f"{ros}.conv.blur.kernel"), flt * 4, f"{source}: {ros}.conv.blur.kernel")
     for rig, ros in _torgb_pairs(n_blocks):
-        out[f"{rig}.weight"] = take(f"{ros}.conv.weight")[0]
+        out[f"{rig}.weight"] = take(f"{ros}.conv.weight", first=True)
         out[f"{rig}.affine.weight"] = take(f"{ros}.conv.modulation.weight")
         out[f"{rig}.affine.bias"] = take(f"{ros}.conv.modulation.bias")
         out[f"{rig}.bias"] = take(f"{ros}.bias").reshape(-1)
@@ -135,6 +145,12 @@ def rosinality_to_rig(g_ema: dict[str, torch.Tensor], latent_avg: torch.Tensor |
     for k in range(n_blocks + 1):
         out[f"synthesis.b{2 ** (k + 2)}.resample_filter"] = flt.clone()
     return {k: v.detach().clone().contiguous() for k, v in out.items()}, config
+
+
+def _scalar(t: torch.Tensor, where: str) -> torch.Tensor:
+    if t.numel() != 1:
+        raise CheckpointError(f"{where}: has shape {tuple(t.shape)}, expected one value")
+    return t.reshape([])
 
 
 def _check_kernel(kernel: torch.Tensor, expected: torch.Tensor, where: str) -> None:
@@ -161,6 +177,12 @@ def _check_representable(config: GeneratorConfig) -> None:
 
 def infer_config(g_ema: dict[str, torch.Tensor], source: str) -> GeneratorConfig:
     """Recover the architecture of a rosinality generator from its tensor shapes."""
+    bad = [k for k, v in g_ema.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: rosinality state dict holds non-tensor entries ({short_repr(bad[:3])})")
+    for key in ["style.1.weight", "input.input"] + [k for k in g_ema if k.endswith(".conv.weight")]:
+        if key in g_ema and g_ema[key].ndim < 2:
+            raise CheckpointError(f"{source}: {key} has shape {tuple(g_ema[key].shape)}, expected at least 2 axes")
     try:
         style_dim = g_ema["style.1.weight"].shape[1]
         n_mlp = 0
@@ -207,11 +229,17 @@ def read_rosinality(path: str | os.PathLike, key: str = "g_ema"):
         raise CheckpointError(f"{label}: cannot read as a weights-only torch checkpoint ({type(e).__name__}: "
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
     if not isinstance(ckpt, dict) or key not in ckpt or not isinstance(ckpt[key], dict):
-        keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        keys = sorted(map(str, ckpt))[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{label}: no {key!r} state dict in this rosinality checkpoint (found {keys})")
     latent_avg = ckpt.get("latent_avg")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"{label}: latent_avg is not a tensor")
+    for name, t in list(ckpt[key].items()) + [("latent_avg", latent_avg)]:
+        # torch.load makes views without copying; a view with more elements than its storage
+        # (stride 0) would blow a few bytes up to gigabytes when rig copies it.
+        if isinstance(t, torch.Tensor) and t.numel() * t.element_size() > t.untyped_storage().nbytes():
+            raise CheckpointError(f"{label}: tensor {short_repr(name)} of shape {tuple(t.shape)} is larger than "
+                                  "its storage (overlapping view)")
     config = None
     if isinstance(ckpt.get(_RIG_CONFIG_KEY), str):
         try:

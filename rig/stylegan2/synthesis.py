@@ -258,13 +258,26 @@ class SynthesisNetwork(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ShapeError(f"SynthesisNetwork: ws must be (N, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        _, img = self.run_blocks(ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                                 impl=impl, generator=generator)
+        return img
+
+    def run_blocks(self, ws: torch.Tensor, max_resolution: int | None = None, noise_mode: str = "random",
+                   force_fp32: bool = False, fused_modconv: bool | None = None, impl: str = "auto",
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features, image so far) after the blocks up to ``max_resolution`` px (None: all of them).
+
+        The image is None before the first toRGB (``orig`` / ``resnet`` have it only in the last block).
+        """
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
+            if max_resolution is not None and res > max_resolution:
+                break
             block = getattr(self, f"b{res}")
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             x, img = block(x, img, block_ws, noise_mode=noise_mode, force_fp32=force_fp32,
                            fused_modconv=fused_modconv, impl=impl, generator=generator)
-        return img
+        return x, img

@@ -1,0 +1,314 @@
+"""A seeded mutation fuzzer for rig's loaders, run in a long-lived forked worker with a watchdog.
+
+Each *family* is one loader and one genuine seed file (the shared fixtures, the shipped default
+generator, or files rig writes from them: a rosinality ``.pt``, a face-model ``.npz``, an x264
+``.mp4``). Case ``i`` of a family mutates the seed with ``random.Random(f"{seed}:{family}:{i}")``
+(1-4 of: bit flips, random bytes, "interesting" integers, chunk deletion / duplication /
+insertion, truncation), so any case can be replayed alone.
+
+Cases run in a forked child that stays alive across cases (no interpreter start per input). The
+parent watches it: a case running longer than ``timeout_s`` is a *hang*, a child whose resident
+memory passes ``rss_limit_mb`` (polled, and the child's own peak after each case) a *blow-up*, a
+child killed by a signal a *crash*; each of these restarts the child at the next case. A case that
+raises anything but ``rig.errors.RigError`` is *uncaught*. Loading without error is fine (a mutation
+of padding or of a weight's low bits stays a valid file).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import select
+import shutil
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+_INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 28, 1 << 40)
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """1-4 random edits of ``data`` (deterministic for a given ``rng`` state)."""
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(7)
+        if not buf:
+            buf += bytes([rng.randrange(256)])
+        pos = rng.randrange(len(buf))
+        if op == 0:  # one bit
+            buf[pos] ^= 1 << rng.randrange(8)
+        elif op == 1:  # a few random bytes
+            for j in range(pos, min(len(buf), pos + rng.randint(1, 8))):
+                buf[j] = rng.randrange(256)
+        elif op == 2:  # an interesting little-endian integer
+            width = rng.choice((1, 2, 4, 8))
+            value = rng.choice(_INTERESTING) & ((1 << (8 * width)) - 1)
+            buf[pos:pos + width] = value.to_bytes(width, "little")
+        elif op == 3:  # delete a chunk
+            del buf[pos:pos + rng.randint(1, 64)]
+        elif op == 4:  # duplicate a chunk
+            n = rng.randint(1, 64)
+            buf[pos:pos] = buf[pos:pos + n]
+        elif op == 5:  # insert random bytes
+            buf[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+        else:  # truncate
+            del buf[rng.randrange(len(buf)):]
+    return bytes(buf)
+
+
+@dataclass
+class Family:
+    """One loader under test: its genuine seed bytes, the file name cases are written as, and the call."""
+
+    name: str
+    seed_bytes: bytes
+    filename: str
+    load: Callable[[Path], object]
+    companions: dict[str, bytes] = field(default_factory=dict)  # genuine files written beside each case
+
+
+@dataclass
+class FamilyResult:
+    name: str
+    tried: int = 0
+    loaded: int = 0
+    rig_errors: int = 0
+    uncaught: int = 0
+    hangs: int = 0
+    blowups: int = 0
+    crashes: int = 0
+    seconds: float = 0.0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        return self.uncaught + self.hangs + self.blowups + self.crashes
+
+
+# ---------------------------------------------------------------------------------------- families
+
+
+def _load_network(path: Path):
+    from rig.stylegan2.checkpoints import load_networks
+
+    return load_networks(path)
+
+
+def _load_face_model(path: Path):
+    from rig.face_model.loading import load_face_model_data
+
+    return load_face_model_data(path)
+
+
+def _load_static(path: Path):
+    from rig.face_model.flame_pkl import load_static_embedding
+
+    return load_static_embedding(path)
+
+
+def _load_dynamic(path: Path):
+    from rig.face_model.flame_pkl import load_dynamic_embedding
+
+    return load_dynamic_embedding(path)
+
+
+def _load_face_npz(path: Path):
+    from rig.face_model.data import FaceModelData
+
+    return FaceModelData.load(path)
+
+
+def _load_video(path: Path):
+    from rig.io.video import VideoReader
+
+    with VideoReader(path) as reader:
+        return sum(1 for _ in reader)
+
+
+def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Family]:
+    """Every family whose seed file exists here (the shared fixtures may be absent on a clean clone)."""
+    import numpy as np
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    fams: list[Family] = []
+    generator = REPO / "checkpoints" / "default" / "generator.safetensors"
+    flame = fixtures / "flame_format"
+    tiny = fixtures / "stylegan2_ada" / "tiny64.pkl"
+    if tiny.is_file():
+        fams.append(Family("nvidia_pkl", tiny.read_bytes(), "network.pkl", _load_network))
+    if generator.is_file():
+        fams.append(Family("rig_safetensors", generator.read_bytes(), "network.safetensors", _load_network))
+    if tiny.is_file():  # the default generator is class-conditional, which rosinality's format cannot hold
+        from rig.stylegan2.checkpoints import load_generator, save_rosinality
+
+        pt = workdir / "seed_rosinality.pt"
+        if not pt.is_file():
+            save_rosinality(pt, load_generator(tiny))
+        fams.append(Family("rosinality_pt", pt.read_bytes(), "network.pt", _load_network))
+    if (flame / "generic_model.pkl").is_file():
+        emb = {n: (flame / n).read_bytes() for n in ("flame_static_embedding.pkl", "flame_dynamic_embedding.npy")}
+        fams.append(Family("flame_model_pkl", (flame / "generic_model.pkl").read_bytes(), "generic_model.pkl",
+                           _load_face_model, emb))
+        fams.append(Family("flame_static_pkl", emb["flame_static_embedding.pkl"], "flame_static_embedding.pkl",
+                           _load_static))
+        fams.append(Family("flame_dynamic_npy", emb["flame_dynamic_embedding.npy"], "flame_dynamic_embedding.npy",
+                           _load_dynamic))
+        npz = workdir / "seed_face_model.npz"
+        if not npz.is_file():
+            from rig.face_model.loading import load_face_model_data
+
+            load_face_model_data(flame / "generic_model.pkl").save(npz)
+        fams.append(Family("face_model_npz", npz.read_bytes(), "face.npz", _load_face_npz))
+    mp4 = workdir / "seed_video.mp4"
+    if not mp4.is_file():
+        from rig.io.video import VideoWriter
+
+        rng = np.random.default_rng(0)
+        with VideoWriter(mp4, fps=10) as writer:
+            for t in range(6):
+                frame = np.full((48, 64, 3), 40 * t, np.uint8)
+                frame[8:40, 8 + 4 * t:24 + 4 * t] = rng.integers(0, 255, (32, 16, 3))
+                writer.write(frame)
+    fams.append(Family("video_mp4", mp4.read_bytes(), "clip.mp4", _load_video))
+    return fams
+
+
+# ---------------------------------------------------------------------------------------- worker
+
+
+def _case_bytes(family: Family, seed: int, index: int) -> bytes:
+    return mutate(family.seed_bytes, random.Random(f"{seed}:{family.name}:{index}"))
+
+
+def _child(family: Family, seed: int, indices: range, folder: Path, write_fd: int, rss_limit_kb: int) -> None:
+    import torch
+
+    from rig.errors import RigError
+
+    torch.set_num_threads(1)
+    for name, data in family.companions.items():
+        (folder / name).write_bytes(data)
+    path = folder / family.filename
+    out = os.fdopen(write_fd, "w", buffering=1)
+    for i in indices:
+        path.write_bytes(_case_bytes(family, seed, i))
+        out.write(f"S {i}\n")
+        try:
+            family.load(path)
+            outcome = "ok"
+        except RigError:
+            outcome = "rig"
+        except BaseException as e:  # noqa: BLE001 - exactly what the fuzzer looks for
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            where = f"{Path(frame.filename).name}:{frame.lineno}"
+            outcome = f"uncaught {type(e).__name__} at {where}: {str(e)[:120]!r}".replace("\n", " ")
+        if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > rss_limit_kb:
+            outcome = "blowup"
+        out.write(f"D {i} {outcome}\n")
+        if outcome == "blowup":
+            break
+    out.close()
+    os._exit(0)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_family(family: Family, n_cases: int, seed: int, workdir: Path, timeout_s: float = 10.0,
+               rss_limit_mb: int = 2048, start: int = 0, keep_failures: Path | None = None) -> FamilyResult:
+    """Run cases ``start .. start + n_cases - 1`` of ``family``; see the module docstring."""
+    result = FamilyResult(family.name)
+    folder = workdir / f"cases-{family.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    limit_kb = rss_limit_mb * 1024
+    t0 = time.monotonic()
+    next_index, stop = start, start + n_cases
+
+    def record(i: int, outcome: str) -> None:
+        result.tried += 1
+        if outcome == "ok":
+            result.loaded += 1
+            return
+        if outcome == "rig":
+            result.rig_errors += 1
+            return
+        if outcome.startswith("uncaught"):
+            result.uncaught += 1
+        elif outcome == "hang":
+            result.hangs += 1
+        elif outcome == "blowup":
+            result.blowups += 1
+        else:
+            result.crashes += 1
+        if len(result.examples) < 20:
+            result.examples.append(f"case {i}: {outcome}")
+        if keep_failures is not None:
+            keep_failures.mkdir(parents=True, exist_ok=True)
+            (keep_failures / f"{family.name}-{i}{Path(family.filename).suffix}").write_bytes(
+                _case_bytes(family, seed, i))
+
+    while next_index < stop:
+        first = next_index
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_fd)
+            try:
+                _child(family, seed, range(next_index, stop), folder, write_fd, limit_kb)
+            finally:
+                os._exit(1)
+        os.close(write_fd)
+        reader = os.fdopen(read_fd)
+        current, started, pending = None, time.monotonic(), ""
+        killed_as = None
+        while True:
+            ready, _, _ = select.select([reader], [], [], 0.1)
+            if ready:
+                chunk = os.read(read_fd, 65536).decode()
+                if not chunk:
+                    break
+                pending += chunk
+                while "\n" in pending:
+                    line, pending = pending.split("\n", 1)
+                    kind, idx, *rest = line.split(" ", 2)
+                    if kind == "S":
+                        current, started = int(idx), time.monotonic()
+                    else:
+                        record(int(idx), rest[0])
+                        next_index = int(idx) + 1
+                        current = None
+            if current is not None:
+                if time.monotonic() - started > timeout_s:
+                    killed_as = "hang"
+                elif _rss_kb(pid) > limit_kb:
+                    killed_as = "blowup"
+                if killed_as:
+                    os.kill(pid, signal.SIGKILL)
+                    break
+        _, status = os.waitpid(pid, 0)
+        reader.close()
+        if current is not None:  # the child died (or was killed) inside a case
+            if killed_as is None:
+                sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+                killed_as = f"crash (signal {sig})" if sig else f"crash (exit {os.WEXITSTATUS(status)})"
+            record(current, killed_as)
+            next_index = current + 1
+        elif next_index == first:
+            raise RuntimeError(f"fuzz worker for {family.name} exited before its first case (status {status})")
+    shutil.rmtree(folder, ignore_errors=True)
+    result.seconds = time.monotonic() - t0
+    return result
