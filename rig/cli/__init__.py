@@ -16,6 +16,6 @@ Adding commands: write ``rig/cli/NAME.py`` that decorates its functions with ``@
 from rig.cli.app import main
 
 # Importing a module registers its commands; the names themselves are not used here.
-from rig.cli import eval, face, rignet, stylegan, track, train, world  # noqa: F401
+from rig.cli import eval, face, invert, rignet, stylegan, track, train, world  # noqa: F401
 
 __all__ = ["main"]

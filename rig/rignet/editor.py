@@ -7,6 +7,8 @@
     img = ed.render(edited)                          # (H, W, 3) uint8
     params = ed.read(img)                            # RigParams read back by the labeler
     faces = ed.sweep(face, "yaw", [-20, 0, 20])
+    mine = ed.invert("photo.jpg", steps=150)         # a photo (or aligned crop) -> Face (rig.invert)
+    ed.save_face(mine, "me.npz"); mine = ed.open_face("me.npz")
 
 The same calls work for any generator with a RigNet trained for it (``rig train rignet``).
 Angles in degrees; an unset argument keeps the source face's value (see ``rig.rignet.edit``).
@@ -48,26 +50,34 @@ class Editor:
     def __init__(self, G, bundle, labeler=None, device: str | torch.device = "cpu"):
         self.G = G.eval().requires_grad_(False).to(device)
         self.bundle = bundle
-        self.notices = bundle.check_generator(G)
+        self.notices = bundle.check_generator(G) if bundle is not None else []
+        self._base_identity = None  # set while drawing with a tuned copy: the original generator's identity
+        self._base_G = self.G
         self.device = torch.device(device)
-        self.space = bundle.space
-        self.calibration = bundle.calibration
-        if labeler is None:
+        self.space = bundle.space if bundle is not None else None
+        self.calibration = bundle.calibration if bundle is not None else None
+        if labeler is None and bundle is not None:
             from rig.rignet.labelers import make_labeler
 
             labeler = make_labeler(bundle.labeler)
         self.labeler = labeler.to(self.device) if hasattr(labeler, "to") else labeler
-        self.rignet = bundle.rignet.to(self.device)
+        self.rignet = bundle.rignet.to(self.device) if bundle is not None else None
 
     @classmethod
-    def load(cls, network: str = "default", rignet: str = "default", device: str = "cpu") -> "Editor":
+    def load(cls, network: str = "default", rignet: str | None = "default", device: str = "cpu") -> "Editor":
+        """``rignet=None`` (or 'none'): no RigNet (latents, rendering and inversion only; edits refuse)."""
         from rig.rignet.files import load_rignet
         from rig.stylegan2.checkpoints import load_generator
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             G = load_generator(network, device=device)
-        return cls(G, load_rignet(rignet, device=device), device=device)
+        bundle = None if rignet is None or str(rignet).lower() == "none" else load_rignet(rignet, device=device)
+        return cls(G, bundle, device=device)
+
+    def _need_rignet(self) -> None:
+        if self.bundle is None:
+            raise InputError("this editor has no RigNet (loaded with rignet='none'); train one with rig train rignet")
 
     # ------------------------------------------------------------------ faces
 
@@ -126,6 +136,111 @@ class Editor:
                           self.G.num_ws, self.G.w_dim, "latent")
         return Face(ws, self.identity, provenance or {"made_by": "latent"})
 
+    def open_face(self, path) -> Face:
+        """Read a face file for this generator. A face with a pivotally tuned generator beside it
+        (``rig invert --tune``) switches this editor to that copy (its parent must be this generator)."""
+        from rig.rignet.face import load_face, tuned_generator_path
+
+        face = load_face(path, self.G.num_ws, self.G.w_dim)
+        tuned = tuned_generator_path(face, path)
+        self.G, self._base_identity = self._base_G, None
+        if tuned is not None:
+            self.use_tuned_generator(tuned, face.tuned_identity, str(path))
+        try:
+            self.notices += self.check_face(face)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+        return face
+
+    def use_tuned_generator(self, path, identity: str | None, source: str) -> None:
+        """Draw with the tuned copy of this editor's generator in ``path`` from now on."""
+        from rig.stylegan2.checkpoints import load_generator
+        from rig.stylegan2.identity import generator_identity
+
+        if not path.is_file():
+            raise InputError(f"{source}: its tuned generator {path.name} is missing beside it")
+        base = generator_identity(self._base_G)
+        G = load_generator(path, device=self.device)
+        if identity and generator_identity(G) != identity:
+            raise InputError(f"{source}: {path.name} is not the generator this face was tuned with")
+        if getattr(G, "parent_identity", None) != base:
+            raise InputError(f"{source}: {path.name} was not tuned from this network ({base})")
+        self._base_identity = base
+        self.G = G.eval().requires_grad_(False)
+        self.notices.append(f"{source}: drawing with its tuned generator {path.name}")
+
+    def save_face(self, face: Face, path) -> list:
+        """Write a face file; a face with a tuned generator (``invert(..., tune=N)``) also gets that
+        copy written beside it as ``NAME.generator.safetensors``. Returns the paths written."""
+        from pathlib import Path
+
+        path = Path(path)
+        tuned = getattr(face, "_tuned_module", None)
+        written = []
+        if tuned is not None:
+            from rig.invert.pipeline import tuned_name
+            from rig.invert.tune import save_tuned_generator
+
+            gpath = path.parent / tuned_name(path)
+            save_tuned_generator(gpath, tuned)
+            face.tuned_generator = gpath.name
+            written.append(gpath)
+        face.save(path)
+        return [path] + written
+
+    def invert(self, image, steps: int = 150, tune: int = 0, align: str = "auto", face_index: int | None = None,
+               inverter: str = "default", progress: bool = False):
+        """A photo or aligned crop (a file path, or an (H, W, 3) uint8 array) -> ``Face`` of this
+        generator (``rig.invert``), with the labeler's reading and, for a photo, its alignment.
+        ``tune`` > 0 also pivotally tunes a copy of the generator (written beside the face by
+        ``save_face``). Returns the face; ``face.inversion`` holds every stage (``Inversion``)."""
+        from dataclasses import replace as dc_replace
+
+        from rig.invert.inverter import load_inverter
+        from rig.invert.losses import EncoderTerms
+        from rig.invert.optimize import OptimizeConfig
+        from rig.invert.pipeline import InvertConfig, invert_crops, invert_file, summary, target_crop
+        from rig.invert.tune import TuneConfig
+        from rig.stylegan2.identity import generator_identity
+
+        # Every inversion runs on the original generator (not a tuned copy of an earlier face).
+        self.G, self._base_identity = self._base_G, None
+        bundle = load_inverter(inverter, device=self.device)
+        self.notices += bundle.check_generator(self.G)
+        terms = getattr(self, "_terms", None) or EncoderTerms().to(self.device)
+        self._terms = terms
+        cfg = InvertConfig(OptimizeConfig(steps=int(steps)), TuneConfig(steps=int(tune)), align, face_index)
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            inv = invert_file(self.G, bundle.net, terms, image, cfg, progress=progress)
+            source = str(image)
+        else:
+            arr = np.asarray(image)
+            if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+                raise InputError(f"invert: expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
+            crop, al, notices = target_crop(arr, self.G.img_resolution, cfg, "image")
+            inv = invert_crops(self.G, bundle.net, terms, crop[None], cfg, progress=progress, alignments=[al])[0]
+            inv.notices = notices
+            source = "array"
+        self.notices += inv.notices
+        prov = {"made_by": "rig invert", "source": source, "inverter": bundle.source,
+                "steps": int(steps), "tune_steps": int(tune), **summary(inv)}
+        face = Face(inv.ws, self.identity, prov,
+                    alignment=None if inv.alignment is None else inv.alignment.to_json())
+        if inv.tuned is not None:
+            # Edits of this face run on the tuned copy from now on, as after open_face.
+            face.tuned_identity = generator_identity(inv.tuned)
+            face._tuned_module = inv.tuned
+            face.generator_identity = inv.tuned.parent_identity
+            self._base_identity = inv.tuned.parent_identity
+            self.G = inv.tuned.to(self.device)
+            self.notices.append("drawing with the tuned generator of the inverted face")
+        face.inversion = inv
+        if self.labeler is not None and self.space is not None:
+            with torch.no_grad():
+                controls, _ = self.read_controls(self.synthesize(inv.ws[None]))
+            face.controls, face.control_names = controls[0], self.space.names
+        return face
+
     def check_face(self, face: Face) -> list[str]:
         """Refuse a face made for another generator; returns notices."""
         if face.generator_identity and face.generator_identity != self.identity:
@@ -156,11 +271,13 @@ class Editor:
     @torch.no_grad()
     def read_controls(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Labeler reading of (B, 3, S, S) float images: (controls (B, P), readable (B,))."""
+        self._need_rignet()
         return self.labeler.read(images.to(self.device))
 
     def controls_of(self, face: Face) -> np.ndarray:
         """(P,) the labeler's reading of ``G(face)`` (cached on the face; a cached reading is trusted
         only for a face of this generator)."""
+        self._need_rignet()
         if face.controls is None or tuple(face.control_names) != self.space.names \
                 or face.generator_identity != self.identity:
             controls, _ = self.read_controls(self.synthesize(face.ws[None]))
@@ -184,6 +301,7 @@ class Editor:
 
     def targets(self, face: Face, request: EditRequest) -> tuple[np.ndarray, np.ndarray]:
         """(target (P,), edited (P,) bool) of ``request`` on ``face``'s own reading."""
+        self._need_rignet()
         return edit_targets(self.space, self.calibration, self.controls_of(face), request)
 
     @torch.no_grad()
@@ -208,7 +326,7 @@ class Editor:
         target, _ = self.targets(face, req)
         ws = self.apply(face.ws[None], source[None], target[None])[0].cpu()
         prov = {"made_by": "rig edit", "edit": req.describe(), "parent": face.provenance}
-        return Face(ws, self.identity, prov)
+        return self._derived(face, ws, prov)
 
     def edit_many(self, face: Face, requests: list[EditRequest]) -> list[Face]:
         """One face, many edits, in one batched RigNet call."""
@@ -218,8 +336,18 @@ class Editor:
         source = self.controls_of(face)
         targets = np.stack([self.targets(face, r)[0] for r in requests])
         ws = self.apply(face.ws[None].expand(len(requests), -1, -1), np.repeat(source[None], len(requests), 0), targets)
-        return [Face(w.cpu(), self.identity, {"made_by": "rig edit", "edit": r.describe(), "parent": face.provenance})
+        return [self._derived(face, w.cpu(), {"made_by": "rig edit", "edit": r.describe(), "parent": face.provenance})
                 for w, r in zip(ws, requests)]
+
+    def _derived(self, face: Face, ws: torch.Tensor, prov: dict) -> Face:
+        """A new face made from ``face`` (an edit): a face of a tuned generator keeps referring to it."""
+        if face.tuned_generator is None and getattr(face, "_tuned_module", None) is None:
+            return Face(ws, self.identity, prov)
+        out = Face(ws, face.generator_identity, prov, tuned_generator=face.tuned_generator,
+                   tuned_identity=face.tuned_identity)
+        if getattr(face, "_tuned_module", None) is not None:
+            out._tuned_module = face._tuned_module
+        return out
 
     def sweep(self, face: Face, param: str, values, absolute: bool = False, **fixed) -> list[Face]:
         """``face`` edited with ``param`` (yaw, pitch, roll, jaw, or 'expr:NAME' for a strength sweep)
@@ -242,6 +370,7 @@ class Editor:
         """"Rendering with Style" refinement: optimise W+ from RigNet's ``edited`` so the labeler's reading
         of ``G(w')`` matches ``target`` (P,), keeping ``G(w')``'s colours close to ``G(source)`` away from
         the face's moving parts (a 4x4-px low-pass image term) and ``w'`` near RigNet's answer."""
+        self._need_rignet()
         from rig.rignet.train import group_mse
 
         if not getattr(self.labeler, "differentiable", False):

@@ -126,15 +126,17 @@ def _preset_share_of_identity(reader, n: int = 16, seed: int = 29) -> float:
 
 
 def evaluate_rignet(editor, n: int = 64, seed: int = 1000, progress: bool = True, dlib: bool = True,
-                    world_n: int = 200) -> RigNetReport:
-    """The ``RigNetReport`` of ``editor`` (an ``Editor`` with a calibrated RigNet) on ``n`` sources."""
+                    world_n: int = 200, faces: list | None = None) -> RigNetReport:
+    """The ``RigNetReport`` of ``editor`` (an ``Editor`` with a calibrated RigNet) on ``n`` sources:
+    seeds ``seed ..``, or the given ``faces`` (e.g. inverted ones; then ``n`` is their number)."""
     from tqdm import tqdm
 
     from rig.rignet.calibration import along, read_uint8, render_world_rows, with_preset, world_rows
 
     ed, space, cal = editor, editor.space, editor.calibration
+    faces = list(faces) if faces is not None else [ed.latent(seed + i) for i in range(n)]
+    n = len(faces)
     rep = RigNetReport(n)
-    faces = [ed.latent(seed + i) for i in range(n)]
     for f in faces:
         ed.controls_of(f)
     presets = sorted(k for k in cal["presets"] if k != "neutral") if cal else []

@@ -9,6 +9,10 @@ command and the Python API read and write:
     provenance          () str  JSON: e.g. {"seed": 3, "class": "smile", "truncation_psi": 1.0,
                                 "noise_mode": "const"} or {"made_by": "rig puppet", "edit": {...}, "parent": {...}}
     control_names       (P,) str, controls (P,) float64   optional: a labeler's reading of G(ws)
+    alignment           () str  optional JSON: where the crop lies in its photo (``rig.invert.align.Alignment``)
+    tuned_generator     () str  optional: a pivotally tuned copy of the generator (``rig invert --tune``),
+                                a file name relative to the face file's folder, inside it; its identity in
+    tuned_identity      () str  (the face's ``generator_identity`` stays the original's, the copy's parent)
 
 ``--latent`` also takes a bare ``.npy`` of shape (num_ws, w_dim) or (w_dim,) (as ``rig generate
 --save-w`` writes), checked against the network.
@@ -41,6 +45,9 @@ class Face:
     provenance: dict = field(default_factory=dict)
     controls: np.ndarray | None = None
     control_names: tuple[str, ...] = ()
+    alignment: dict | None = None
+    tuned_generator: str | None = None
+    tuned_identity: str | None = None
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -52,6 +59,12 @@ class Face:
         if self.controls is not None:
             arrays["controls"] = np.asarray(self.controls, np.float64)
             arrays["control_names"] = np.array(list(self.control_names))
+        if self.alignment is not None:
+            arrays["alignment"] = np.array(json.dumps(self.alignment))
+        if self.tuned_generator is not None:
+            check_relative_name(self.tuned_generator, str(path))
+            arrays["tuned_generator"] = np.array(self.tuned_generator)
+            arrays["tuned_identity"] = np.array(self.tuned_identity or "")
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, **arrays)
 
@@ -81,11 +94,35 @@ def load_face(path: str | os.PathLike, num_ws: int, w_dim: int) -> Face:
             prov = json.loads(_str(z, "provenance", path)) if "provenance" in z.files else {}
             controls = z["controls"].astype(np.float64) if "controls" in z.files else None
             names = tuple(str(n) for n in z["control_names"]) if "control_names" in z.files else ()
+            alignment = json.loads(_str(z, "alignment", path)) if "alignment" in z.files else None
+            tuned = _str(z, "tuned_generator", path) if "tuned_generator" in z.files else None
+            tuned_ident = _str(z, "tuned_identity", path) if "tuned_identity" in z.files else None
     except (ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not a readable face file ({e})") from None
     if not isinstance(prov, dict):
         raise InputError(f"{path}: provenance must be a JSON object")
-    return Face(check_latent(ws, num_ws, w_dim, str(path)), ident, prov, controls, names)
+    if alignment is not None and not isinstance(alignment, dict):
+        raise InputError(f"{path}: alignment must be a JSON object")
+    if tuned is not None:
+        check_relative_name(tuned, str(path))
+    return Face(check_latent(ws, num_ws, w_dim, str(path)), ident, prov, controls, names, alignment, tuned, tuned_ident)
+
+
+def check_relative_name(name: str, source: str) -> None:
+    """A tuned generator is named by a plain file name in the face file's own folder; any path
+    (absolute, with a folder, '..') is refused, so a face file cannot point rig at another file."""
+    if not name or name != Path(name).name or name in (".", "..") or "\\" in name or ":" in name:
+        raise InputError(f"{source}: tuned_generator {name!r} must be a file name beside the face file; refused")
+    if not name.endswith(".safetensors"):
+        raise InputError(f"{source}: tuned_generator {name!r} must be a rig .safetensors network; refused")
+
+
+def tuned_generator_path(face: Face, face_path: str | os.PathLike) -> Path | None:
+    """Where a face's tuned generator lies (beside ``face_path``), or None for a face without one."""
+    if face.tuned_generator is None:
+        return None
+    check_relative_name(face.tuned_generator, str(face_path))
+    return Path(face_path).resolve().parent / face.tuned_generator
 
 
 def check_latent(ws: np.ndarray, num_ws: int, w_dim: int, source: str) -> torch.Tensor:

@@ -128,17 +128,12 @@ class PuppetResult:
 
 def source_face(ed, cfg: PuppetConfig) -> Face:
     """The source face of ``cfg``: a seed, a face file or a bare latent, checked against the network."""
-    from rig.rignet.face import load_face, load_latent_npy
+    from rig.rignet.face import load_latent_npy
 
     if cfg.seed is not None:
         return ed.latent(cfg.seed, cfg.cls, cfg.truncation_psi)
     if cfg.face_file is not None:
-        face = load_face(cfg.face_file, ed.G.num_ws, ed.G.w_dim)
-        try:
-            ed.check_face(face)
-        except InputError as e:
-            raise InputError(f"{cfg.face_file}: {e}") from None
-        return face
+        return ed.open_face(cfg.face_file)  # switches to the face's tuned generator, if it has one
     ws = load_latent_npy(cfg.latent_file, ed.G.num_ws, ed.G.w_dim)
     return ed.face_from_ws(ws, {"made_by": "latent file", "path": str(cfg.latent_file)})
 
@@ -215,8 +210,8 @@ def run_puppet(cfg: PuppetConfig, progress: bool = True, editor=None) -> PuppetR
     cfg = cfg.validate()
     t0 = time.perf_counter()
     ed = editor or Editor.load(cfg.network, cfg.rignet, device=cfg.device)
-    res = PuppetResult(lines=list(ed.notices))
     face = source_face(ed, cfg)
+    res = PuppetResult(lines=list(ed.notices))
     space = ed.space
     source = ed.controls_of(face)
     res.lines.append(f"source: {json.dumps(face.provenance)}; reads {json.dumps(_deg(source, space))}")

@@ -36,6 +36,7 @@ import torch
 
 from rig.errors import InputError
 from rig.io.atomic import atomic_path
+from rig.io.run_log import append_log_line, plot_losses
 from rig.rignet.controls import GROUPS, ControlSpace, space_from_readings
 from rig.rignet.model import ParamReader, RigNet, RigNetConfig
 
@@ -221,40 +222,6 @@ def colour_statistics(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([images.mean((2, 3)), images.std((2, 3)), top.mean((2, 3)), top.std((2, 3))], 1)
 
 
-def _log_line(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _plot_losses(run: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    log = run / "log.jsonl"
-    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.is_file() else []
-    if not rows:
-        return
-    fig, axes = plt.subplots(1, len(PHASES), figsize=(5 * len(PHASES), 3.2))
-    for ax, phase in zip(axes, PHASES):
-        pr = [r for r in rows if r["phase"] == phase]
-        for key in sorted({k for r in pr for k in r} - {"phase", "step", "time"}):
-            xs = [r["step"] for r in pr if key in r]
-            ax.plot(xs, [r[key] for r in pr if key in r], label=key)
-        ax.set_title(phase)
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        if pr:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(run / "losses.png") as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-
-
 @dataclass
 class TrainState:
     phase: str = "reader"
@@ -357,7 +324,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
             torch.save({"reader": reader.state_dict(), "rignet": net.state_dict(), "opt_f": opt_f.state_dict(),
                         "opt_r": opt_r.state_dict(), "phase": state.phase, "step": state.step,
                         "elapsed_s": state.elapsed_s, "config": json.dumps(cfg.to_json(), sort_keys=True)}, tmp)
-        _plot_losses(run)
+        plot_losses(run, PHASES)
 
     def landmark_term(dq: torch.Tensor, base_q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # Reached controls (base + change) against the target, in millimetres on the face.
@@ -435,7 +402,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
             bar.update(1)
             if state.step % 25 == 0 or state.step == n_steps:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
-                _log_line(run / "log.jsonl", {"phase": phase, "step": state.step,
+                append_log_line(run / "log.jsonl", {"phase": phase, "step": state.step,
                                               "time": round(time.perf_counter() - t_start, 1), **record})
             if time.perf_counter() - last_snap > cfg.snapshot_s:
                 snapshot()

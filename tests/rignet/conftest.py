@@ -1,25 +1,10 @@
-"""Fixtures for the RigNet tests: a tiny random generator with a small label set and a trained RigNet."""
+"""Fixtures for the RigNet tests: a small label set of the tiny generator (``tests/conftest.py``) and a trained RigNet."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
-
-@pytest.fixture(scope="session")
-def tiny_generator_file(tmp_path_factory):
-    """A random 16 px generator (w_dim 16, 6 W+ layers) saved as a rig .safetensors."""
-    from rig.stylegan2.checkpoints import save_network
-    from rig.stylegan2.config import GeneratorConfig, MappingConfig, SynthesisConfig
-    from rig.stylegan2.networks import Generator
-
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, mapping=MappingConfig(num_layers=2),
-                                  synthesis=SynthesisConfig(channel_base=256, channel_max=16))).eval()
-    path = tmp_path_factory.mktemp("tiny_g") / "tiny.safetensors"
-    save_network(path, G)
-    return path
 
 
 @pytest.fixture(scope="session")
