@@ -146,7 +146,7 @@ def _editor(network: str, rignet: str):
 @click.option("--tune-n", type=int, default=8, show_default=True, help="How many of the world renders are also tuned.")
 @click.option("--no-dlib", is_flag=True, help="Skip the dlib instrument (faster; landmarks by the encoder only).")
 @click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None,
-              help="Write target | inverter | optimised | tuned | yaw +20 | smile rows here (.png).")
+              help="Write target | inverter | optimised | tuned | turned 20 deg | smile rows here (.png).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the numbers here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_invert_cmd(network, rignet, inverter, n_world, n_samples, steps, tune_steps, tune_n, no_dlib, sheet_path,

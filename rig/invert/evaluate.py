@@ -9,7 +9,7 @@
 * **Generator samples** (where the true w is known): PSNR of the recovered image against ``G(w)``.
 * **RigNet on the inverted faces**: ``rig.rignet.evaluate.evaluate_rignet`` with the optimised world
   inversions as sources (yaw error, presets' share of the world's reading, identity kept).
-* A sheet: target | inverter | optimised | tuned | edited (yaw +20, smile).
+* A sheet: target | inverter | optimised | tuned | edited (turned 20 deg towards the other side, smile).
 """
 
 from __future__ import annotations
@@ -46,8 +46,55 @@ def _nme(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return 100 * landmark_nme_iod(torch.as_tensor(pred, dtype=torch.float64), torch.as_tensor(true, dtype=torch.float64)).numpy()
 
 
-def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray, terms, dlib_reader) -> dict:
-    """Per-image metrics (arrays (N,)) of (N, S, S, 3) uint8 ``images`` against ``targets``."""
+def _nme_against(pred: np.ndarray, ref: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(N,) mean distance between two readings (N, 68, 2) in % of the **true** inter-ocular distance."""
+    from rig.instruments.encoder import IBUG_EYE_OUTER
+
+    iod = np.linalg.norm(true[:, IBUG_EYE_OUTER[0]] - true[:, IBUG_EYE_OUTER[1]], axis=-1)
+    return 100 * np.linalg.norm(pred - ref, axis=-1).mean(axis=1) / np.maximum(iod, 1e-8)
+
+
+SHIFTS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # pixels (x right, y down)
+
+
+def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """(N, S, S, 3) images moved by (dx, dy) whole pixels, the edge rows / columns repeated."""
+    p = max(abs(dx), abs(dy))
+    if p == 0:
+        return images
+    padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode="edge")
+    s = images.shape[1]
+    return np.ascontiguousarray(padded[:, p - dy:p - dy + s, p - dx:p - dx + s])
+
+
+def dlib_landmarks(reader, images: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(N, 68, 2) dlib's landmarks averaged over the image moved by each of ``SHIFTS`` (+ ``offset``),
+    each reading moved back. At 64 px a one-pixel move changes dlib's single reading by ~5 % of the
+    inter-ocular distance; the mean of nine is steadier. NaN where dlib finds no face in every copy."""
+    reads = []
+    for dx, dy in SHIFTS:
+        sx, sy = dx + offset[0], dy + offset[1]
+        reads.append(reader.read(shift_images(images, sx, sy)).landmarks - np.array([sx, sy], np.float64))
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.stack(reads), axis=0)
+
+
+def dlib_floor(reader, targets: np.ndarray, true_lmk: np.ndarray, dlib_targets: np.ndarray) -> np.ndarray:
+    """(N,) dlib's own floor for reading two images of one face alike: ``dlib_landmarks`` of each
+    target with the nine moves offset by 3 px to the right (no move in common), against the same
+    without the offset (``dlib_targets``)."""
+    return _nme_against(dlib_landmarks(reader, targets, (3, 0)), dlib_targets, true_lmk)
+
+
+def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray, terms, dlib_reader,
+                   dlib_targets: np.ndarray | None = None) -> dict:
+    """Per-image metrics (arrays (N,)) of (N, S, S, 3) uint8 ``images`` against ``targets``.
+    ``lmk_dlib``: dlib's landmarks (``dlib_landmarks``, nine moves) against the truth; ``lmk_dlib_rel``: against dlib's own reading of
+    the target (``dlib_targets`` (N, 68, 2)), which cancels dlib's bias on these renders."""
     from rig.invert.losses import ms_ssim, psnr
 
     a, b = to_float(images), to_float(targets)
@@ -57,7 +104,10 @@ def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray
         out = {"psnr": psnr(a, b).numpy(), "ms_ssim": ms_ssim(a, b).numpy(),
                "feature": terms.distance(fa, fb).numpy(), "lmk_encoder": _nme(la.numpy(), true_lmk)}
     if dlib_reader is not None:
-        out["lmk_dlib"] = _nme(dlib_reader.read(images).landmarks, true_lmk)
+        found = dlib_landmarks(dlib_reader, images)
+        out["lmk_dlib"] = _nme(found, true_lmk)
+        if dlib_targets is not None:
+            out["lmk_dlib_rel"] = _nme_against(found, dlib_targets, true_lmk)
     return out
 
 
@@ -111,11 +161,15 @@ def evaluate_invert(ed, n_world: int = 50, n_samples: int = 16, cfg: InvertConfi
 
         reader = DlibReader(descriptors=False)
     stages = {"inverter": np.stack([v.image_inverter for v in invs]), "optimised": np.stack([v.image for v in invs])}
-    m = {k: _stage_metrics(v, targets, true_lmk, terms, reader) for k, v in stages.items()}
+    dl_t = dlib_landmarks(reader, targets) if reader is not None else None
+    m = {k: _stage_metrics(v, targets, true_lmk, terms, reader, dl_t) for k, v in stages.items()}
     if tuned_images:
-        m["tuned"] = _stage_metrics(np.stack(tuned_images), targets[:len(tuned_images)], true_lmk[:len(tuned_images)],
-                                    terms, reader)
+        k = len(tuned_images)
+        m["tuned"] = _stage_metrics(np.stack(tuned_images), targets[:k], true_lmk[:k], terms, reader,
+                                    None if dl_t is None else dl_t[:k])
     floor = _stage_metrics(targets, targets, true_lmk, terms, reader)
+    if reader is not None:
+        floor["lmk_dlib_rel"] = dlib_floor(reader, targets, true_lmk, dl_t)
     rep.numbers["world"] = {k: {q: float(np.nanmedian(a)) for q, a in v.items()} for k, v in m.items()}
     rep.numbers["floor"] = {q: float(np.nanmedian(a)) for q, a in floor.items()}
 
@@ -131,6 +185,8 @@ def evaluate_invert(ed, n_world: int = 50, n_samples: int = 16, cfg: InvertConfi
     if reader is not None:
         row("world: landmarks by dlib vs truth, % IOD", "lmk_dlib", " %", 2,
             f"dlib on the targets {_fmt(floor['lmk_dlib'], ' %')}")
+        row("world: landmarks by dlib vs dlib on the target, % IOD", "lmk_dlib_rel", " %", 2,
+            f"dlib on the target moved 3 px {_fmt(floor['lmk_dlib_rel'], ' %')}")
     # ---- generator samples: the true w is known
     if n_samples:
         samples = [ed.latent(5000 + i) for i in range(n_samples)]
@@ -169,8 +225,11 @@ def evaluate_invert(ed, n_world: int = 50, n_samples: int = 16, cfg: InvertConfi
     w = rep.numbers["world"]
     rep.verdicts.append((f"world renders: optimised PSNR {w['optimised']['psnr']:.2f} >= 24 dB", w["optimised"]["psnr"] >= 24))
     rep.verdicts.append((f"world renders: inverter-only PSNR {w['inverter']['psnr']:.2f} >= 20 dB", w["inverter"]["psnr"] >= 20))
-    key = "lmk_dlib" if reader is not None else "lmk_encoder"
-    rep.verdicts.append((f"world renders: landmark error ({key[4:]}) {w['optimised'][key]:.2f} <= 5 % IOD",
+    # Landmarks: the encoder sits in the loss, so the independent verdict is dlib's; dlib misplaces
+    # the truth on these 64 px renders by more than the bar (its floor row), so it is read against its
+    # own reading of the target, which cancels that bias.
+    key, what = ("lmk_dlib_rel", "dlib vs dlib on the target") if reader is not None else ("lmk_encoder", "encoder vs truth")
+    rep.verdicts.append((f"world renders: landmark error ({what}) {w['optimised'][key]:.2f} <= 5 % IOD",
                          w["optimised"][key] <= 5))
     if n_samples:
         s = rep.numbers["samples"]["psnr_optimised"]
@@ -192,7 +251,7 @@ def evaluate_invert(ed, n_world: int = 50, n_samples: int = 16, cfg: InvertConfi
 
 
 def write_sheet(ed, invs, path, display_size: int = 96) -> None:
-    """target | inverter | optimised | tuned (if any) | yaw +20 | smile, a row per inversion."""
+    """target | inverter | optimised | tuned (if any) | turned 20 deg to the other side | smile, a row per inversion."""
     from rig.render.images import save_png
     from rig.invert.sheets import rows_sheet
 
@@ -206,12 +265,15 @@ def write_sheet(ed, invs, path, display_size: int = 96) -> None:
             # A tuned face is edited on its tuned copy, as rig puppet --face does.
             ed.G = v.tuned if v.tuned is not None else ed._base_G
             face = ed.face_from_ws(v.ws, {"made_by": "rig eval invert"})
-            edited = ed.edit_many(face, [_request(yaw=20.0), _request(expr=(("smile", 1.0),))])
+            # Turn by 20 deg towards the other side, so a face already turned far stays in the drawn range.
+            own_yaw = ed.controls_of(face)[ed.space.index("yaw")]
+            turn = -20.0 if own_yaw > 0 else 20.0
+            edited = ed.edit_many(face, [_request(yaw=turn), _request(expr=(("smile", 1.0),))])
             row += list(ed.render(torch.stack([e.ws for e in edited])))
             ed.G = ed._base_G
         rows.append(row)
     if ed.bundle is not None:
-        labels += ["yaw +20", "smile"]
+        labels += ["turn 20", "smile"]
     save_png(path, rows_sheet(rows, labels, display_size))
 
 

@@ -213,3 +213,23 @@ def test_invert_cli_bad_inputs(case, tiny_generator_file, tiny_inverter, tmp_pat
     if case in ("not_image", "no_face"):
         assert src.name in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_landmark_distance_between_readings_is_in_percent_of_the_true_iod():
+    from rig.invert.evaluate import _nme_against
+
+    true = np.zeros((1, 68, 2))
+    true[0, 36], true[0, 45] = (10.0, 20.0), (30.0, 20.0)  # IOD 20 px
+    ref = np.random.default_rng(0).normal(size=(1, 68, 2)) * 5
+    pred = ref + np.array([3.0, 4.0])  # every point 5 px away from the reference reading
+    assert _nme_against(pred, ref, true) == pytest.approx([25.0])
+
+
+def test_shift_images_moves_content_by_whole_pixels():
+    from rig.invert.evaluate import shift_images
+
+    img = np.zeros((1, 8, 8, 3), np.uint8)
+    img[0, 3, 2] = 255  # row (y) 3, column (x) 2
+    moved = shift_images(img, 2, -1)
+    assert moved.shape == img.shape and moved.flags["C_CONTIGUOUS"]
+    assert np.argwhere(moved[0, :, :, 0] == 255).tolist() == [[2, 4]]
