@@ -2,6 +2,13 @@
 
 A crash or Ctrl-C in the middle of a write therefore never leaves a truncated output behind, and
 a batch job that checks ``path.exists()`` to resume never mistakes a half-written file for a done one.
+
+A SIGKILL cannot be caught, so a killed writer leaves its hidden temporary file behind. Temporary
+names carry the writer's process id and a tag of its host (``.NAME.tmp-PID-HOST-XXXXXXXX.SUFFIX``),
+and the first atomic write of a process into a folder removes the temporary files there whose
+writer is gone (same host, process no longer alive): the next run of a killed command cleans up
+after it. Temporary files of rig before this naming (``.NAME.tmp-XXXXXXXX.SUFFIX``) carry no
+process id and are removed once they are a day old.
 """
 
 from __future__ import annotations
@@ -9,9 +16,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
+import socket
 import tempfile
+import time
+import zlib
 from pathlib import Path
 from typing import Iterator
+
+# mkstemp's random part: 8 characters of [a-z0-9_].
+_TEMP_NAME = re.compile(r"^\..*\.tmp-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]{8}")
+_LEGACY_TEMP_NAME = re.compile(r"^\..*\.tmp-[a-z0-9_]{8}(\.[^.]*)?$")
+LEGACY_TEMP_MAX_AGE_S = 24 * 3600
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,18 +39,86 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    """8 hex digits naming this machine, so a folder shared between hosts is swept only by the host
+    whose process ids the names hold."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except (OverflowError, OSError):  # not a pid this system can hold
+        return False
+    return True
+
+
+def temp_prefix(path: str | os.PathLike) -> str:
+    """The name prefix of this process's temporary files for ``path``: ``.STEM.tmp-PID-HOST-``."""
+    return f".{Path(path).stem}.tmp-{os.getpid()}-{_host_tag()}-"
+
+
+def sweep_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of killed atomic writes in ``folder``; return what was removed.
+
+    Removed: names of this module's pattern whose host tag is this host's and whose process is no
+    longer alive, and pre-pid-naming temporary files older than ``LEGACY_TEMP_MAX_AGE_S``. A live
+    writer's file (this process's or another's) is never touched. Errors (a folder that vanished,
+    no permission) are ignored: cleaning up is best effort and must not fail a write.
+    """
+    removed: list[Path] = []
+    host, me, now = _host_tag(), os.getpid(), time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or ".tmp-" not in name:
+            continue
+        m = _TEMP_NAME.match(name)
+        try:
+            if m:
+                pid = int(m.group("pid"))
+                if m.group("host") != host or pid == me or _pid_alive(pid):
+                    continue
+            elif not (_LEGACY_TEMP_NAME.match(name) and now - entry.stat(follow_symlinks=False).st_mtime
+                      > LEGACY_TEMP_MAX_AGE_S):
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+@functools.lru_cache(maxsize=256)
+def _swept_once(folder: str) -> None:
+    """Sweep ``folder`` the first time this process writes into it (the cache is the memory of that)."""
+    sweep_stale_temp_files(folder)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
     ``suffix`` defaults to the target's own suffix so that writers which pick a format from the
     file name (PIL, numpy, PyAV) behave as for the real name. On an exception the temporary file is
-    removed and the target is left untouched.
+    removed and the target is left untouched. The first call for a folder removes the stale temporary
+    files of killed writers there (``sweep_stale_temp_files``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _swept_once(str(path.parent.resolve()))
     suffix = suffix if suffix is not None else (path.suffix or ".tmp")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp-", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
