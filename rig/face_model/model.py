@@ -7,16 +7,21 @@ pure functions of ``rig.face_model.lbs`` / ``rig.face_model.landmarks``. Build i
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from rig.errors import ShapeError
+from rig.errors import InputError, ShapeError
 from rig.face_model.data import FaceModelData
 from rig.face_model.landmarks import ibug68_landmarks
 from rig.face_model.lbs import check_parents, lbs
-from rig.face_model.params import RigParams
+from rig.face_model.params import FIELD_NAMES, RigParams
+
+# Largest magnitude a parameter may have: real coefficients are a few units, angles a few radians,
+# translations metres. Anything beyond this is a corrupted file or a diverged optimisation.
+MAX_PARAM_ABS = 1e4
 
 
 class FaceModelOutput(NamedTuple):
@@ -122,12 +127,14 @@ class FaceModel(torch.nn.Module):
 
         ``params.shape`` / ``params.expression`` may have fewer columns than the model (the
         remaining coefficients are zero), never more. ``params`` is moved to the model's
-        dtype / device.
+        dtype / device. Raises ``InputError`` when a value is NaN, infinite or larger in magnitude
+        than ``MAX_PARAM_ABS``.
         """
         if params.n_shape > self.n_shape or params.n_expression > self.n_expression:
             raise ShapeError(f"{self._data.name}: params have {params.n_shape} shape / {params.n_expression} expression "
                              f"values, the model {self.n_shape} / {self.n_expression}")
         p = params.to(device=self.device, dtype=self.dtype)
+        check_params(p, self._data.name)
         if p.n_expression > 0 and p.n_shape < self.n_shape:
             p = p.padded(self.n_shape, p.n_expression)
         coeffs = torch.cat([p.shape, p.expression], dim=1)
@@ -143,3 +150,22 @@ class FaceModel(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"name={self._data.name!r}, vertices={self.n_vertices}, faces={self.faces_idx.shape[0]}, "
                 f"shape={self.n_shape}, expression={self.n_expression}, dtype={self.dtype}")
+
+
+def check_params(params: RigParams, label: str = "face model") -> None:
+    """Raise ``InputError`` if any field of ``params`` is NaN, infinite or beyond ``MAX_PARAM_ABS``.
+
+    One fused reduction and one host sync per call (NaN fails ``<=``, so finiteness comes free);
+    the per-field message is worked out only on failure."""
+    with torch.no_grad():
+        ok = torch.stack([(getattr(params, n).abs() <= MAX_PARAM_ABS).all() for n in FIELD_NAMES]).all()
+        if bool(ok):
+            return
+        for name in FIELD_NAMES:
+            t = getattr(params, name).detach()
+            bad = ~(t.abs() <= MAX_PARAM_ABS)
+            if bool(bad.any()):
+                first = t[bad][0].item()
+                what = "NaN" if math.isnan(first) else ("infinite" if math.isinf(first) else f"{first:.3g}")
+                raise InputError(f"{label}: parameter '{name}' holds {int(bad.sum())} value(s) that are NaN, "
+                                 f"infinite or beyond +-{MAX_PARAM_ABS:g} (first: {what})")

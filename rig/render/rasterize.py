@@ -17,13 +17,21 @@ Background convention: ``pix_to_face == -1``, ``bary == 0``, ``depth == +inf``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from rig.errors import InputError, ShapeError
 from rig.render.rasterize_ref import rasterize_visibility_ref
+
+# Per image side: 8192 x 8192 already needs ~2 GB of float64 barycentrics per image; a forged
+# or mistyped size (1e5 x 1e5: ~80 GB) is refused before anything is allocated.
+MAX_IMAGE_SIDE = 8192
+IMPLS = ("auto", "cpp", "ref")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,25 @@ class RasterSettings:
     cull_backfaces: bool = False
     near: float = 1e-4
     impl: str = "auto"
+
+    def __post_init__(self) -> None:
+        # Checked once per settings record, not per pixel: cheap enough for training loops.
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise InputError(f"RasterSettings: {name} must be an integer number of pixels, got {v!r}")
+            if not 1 <= v <= MAX_IMAGE_SIDE:
+                raise InputError(f"RasterSettings: {name} must be within 1..{MAX_IMAGE_SIDE} pixels, got {v}")
+            object.__setattr__(self, name, int(v))  # numpy / torch integers become plain ints
+        for name in ("perspective", "cull_backfaces"):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_, numbers.Integral)) or v not in (0, 1):
+                raise InputError(f"RasterSettings: {name} must be True or False, got {v!r}")
+            object.__setattr__(self, name, bool(v))
+        if isinstance(self.near, bool) or not isinstance(self.near, numbers.Real) or not math.isfinite(self.near):
+            raise InputError(f"RasterSettings: near must be a finite number of metres, got {self.near!r}")
+        if self.impl not in IMPLS:
+            raise InputError(f"rasterize: impl must be 'auto', 'cpp' or 'ref', got {self.impl!r}")
 
 
 class Fragments(NamedTuple):
@@ -85,8 +112,6 @@ def _check_inputs(screen: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
 def _visibility(screen: torch.Tensor, faces: torch.Tensor, settings: RasterSettings):
     """(pix_to_face, bary, depth, kernel module or None if the reference ran)."""
     impl = settings.impl
-    if impl not in ("auto", "cpp", "ref"):
-        raise InputError(f"rasterize: impl must be 'auto', 'cpp' or 'ref', got {impl!r}")
     if impl != "ref" and screen.device.type == "cpu":
         from rig.render import rasterize_cpp
 
