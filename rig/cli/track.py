@@ -29,10 +29,12 @@ def track_cmd(video, output, face_model, overlay, start, end, smooth, focal, cam
     import numpy as np
 
     from rig.face_model.loading import load_face_model
-    from rig.io.video import read_video_info
+    from rig.io.video import probe_video, read_video_info
     from rig.track.config import TrackConfig
     from rig.track.pipeline import save_track, track_video, write_overlay
 
+    # A crash inside FFmpeg on crafted bytes must end a child process, not this command.
+    probe_video(video, sequence_fps=sequence_fps)
     info = read_video_info(video, sequence_fps=sequence_fps)
     if start < 0 or (end is not None and end <= start):
         raise click.BadParameter(f"need 0 <= start < end, got start={start}, end={end}")

@@ -11,12 +11,22 @@ build lacks x264; the file appears only when complete (temp file + rename). yuv4
 sides, so odd-sized frames are padded by one replicated row / column.
 
 Every failure to read a user's file raises ``rig.errors.InputError`` naming the file.
+
+A bug in FFmpeg's C decoders, reached by crafted bytes, would kill the process with a signal that
+no ``except`` catches. ``probe_video`` therefore opens an untrusted clip and decodes its first
+frames in a forked child first: a child killed by a signal, or one that hangs, becomes an
+``InputError`` naming the file, and the command that asked stays alive. Commands that read a
+user's video (``rig track``) probe it once before streaming it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
+import signal
+import sys
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -286,6 +296,99 @@ def read_video_info(path: str | os.PathLike, sequence_fps: float = DEFAULT_SEQUE
     """Open ``path`` only to read its ``VideoInfo`` (raises ``InputError`` like ``VideoReader``)."""
     with VideoReader(path, sequence_fps=sequence_fps) as reader:
         return reader.info
+
+
+PROBE_FRAMES = 8
+PROBE_TIMEOUT_S = 60.0
+
+
+def _probe_in_process(path: Path, n_frames: int, sequence_fps: float) -> str:
+    """What the probe's child runs: "" when the first ``n_frames`` frames decode, else the InputError text."""
+    try:
+        with VideoReader(path, end=n_frames, sequence_fps=sequence_fps) as reader:
+            for _ in reader:
+                pass
+    except InputError as e:
+        return str(e) or f"{path}: not a readable video"
+    return ""
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def probe_video(path: str | os.PathLike, n_frames: int = PROBE_FRAMES, timeout_s: float = PROBE_TIMEOUT_S,
+                sequence_fps: float = DEFAULT_SEQUENCE_FPS, _child=None) -> None:
+    """Open ``path`` and decode its first ``n_frames`` frames in a forked child process.
+
+    Raises ``InputError`` naming the file when the clip is unreadable (the reader's own message),
+    when the decoder kills the child (a crash inside FFmpeg: SIGSEGV, SIGABRT, ...), or when it
+    decodes for longer than ``timeout_s``. Returns None when the frames decode. One probe costs a
+    fork and the decode of a few frames. Where ``os.fork`` is missing (Windows) the frames are
+    decoded in this process instead. ``_child`` replaces the child's work (for tests).
+    """
+    path = Path(path)
+    _child = _child or _probe_in_process
+    if not hasattr(os, "fork"):
+        message = _child(path, n_frames, sequence_fps)
+        if message:
+            raise InputError(message)
+        return
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into the caller's code
+        code = 0
+        try:
+            os.close(read_fd)
+            import faulthandler
+
+            faulthandler.disable()  # the parent reports a crash in one line; no C traceback dump
+            message = _child(path, n_frames, sequence_fps)
+            os.write(write_fd, ("ok\n" if not message else "error " + message).encode("utf-8", "replace")[:65536])
+        except BaseException:  # noqa: BLE001 - an unexpected error is reported as exit status 3
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    hung = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                hung = True
+                break
+            ready, _, _ = select.select([read_fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        if hung:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status = os.waitpid(pid, 0)
+    if hung:
+        raise InputError(f"{path}: the video decoder did not finish the first {n_frames} frames in "
+                         f"{timeout_s:g} s; refusing the file")
+    if os.WIFSIGNALED(status):
+        raise InputError(f"{path}: the video decoder crashed ({_signal_name(os.WTERMSIG(status))}) on the "
+                         f"first {n_frames} frames; the file is damaged or crafted, refusing it")
+    report = b"".join(chunks).decode("utf-8", "replace")
+    if report.startswith("error "):
+        raise InputError(report[len("error "):])
+    if report != "ok\n":
+        raise InputError(f"{path}: the video probe failed (exit status {os.waitstatus_to_exitcode(status)})")
 
 
 def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None) -> np.ndarray:
