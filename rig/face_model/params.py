@@ -233,16 +233,18 @@ class RigParams:
                 raw = json.loads(path.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise InputError(f"{path}: not valid JSON ({e})") from None
+            except (RecursionError, MemoryError, OSError) as e:  # nesting 100,000 deep, unreadable
+                raise InputError(f"{path}: not a readable JSON file ({type(e).__name__})") from None
             if not isinstance(raw, dict):
                 raise InputError(f"{path}: expected a JSON object with keys {', '.join(FIELD_NAMES)}")
         elif suffix == ".npz":
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    raw = {k: z[k] for k in z.files}
-            except ValueError as e:
-                raise InputError(f"{path}: not a plain-array .npz ({e})") from None
-            except (OSError, EOFError, KeyError) as e:
-                raise InputError(f"{path}: not a readable .npz ({e})") from None
+            from rig.errors import CheckpointError
+            from rig.io.npy import read_npz
+
+            try:  # rig's own zip / .npy reader: sizes checked before allocation, every failure named
+                raw = read_npz(path)
+            except CheckpointError as e:
+                raise InputError(str(e)) from None
         else:
             raise InputError(f"{path}: parameter files must end in .npz or .json")
         return cls.from_arrays(raw, n_shape, n_expr, dtype, device, source=str(path))

@@ -23,6 +23,7 @@ and gives approximately ``albedo * I * max(0, n . d)``.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,8 @@ from rig.errors import InputError, ShapeError
 SH_CONSTANTS = (0.28209479177387814, 0.4886025119029199, 1.0925484305920792, 0.31539156525252005,
                 0.5462742152960396)
 # A_l / pi per coefficient: 1 for l=0, 2/3 for l=1, 1/4 for l=2.
+MAX_SH_FILE_BYTES = 1 << 20  # 27 numbers in any of the accepted formats fit in far less
+
 LAMBERT_FACTORS = (1.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 0.25, 0.25, 0.25, 0.25, 0.25)
 
 
@@ -140,22 +143,33 @@ def load_sh(path) -> torch.Tensor:
 
     import numpy as np
 
+    from rig.errors import CheckpointError
+    from rig.io.guard import untrusted
+    from rig.io.npy import read_npy
+
     path = str(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: SH file not found")
+    if os.path.getsize(path) > MAX_SH_FILE_BYTES:
+        raise InputError(f"{path}: {os.path.getsize(path)} bytes is far too large for 27 SH coefficients")
     try:
-        if path.endswith(".npy"):
-            arr = np.load(path, allow_pickle=False)
-        elif path.endswith(".json"):
-            with open(path, encoding="utf-8") as f:
-                arr = np.asarray(json.load(f), dtype=np.float64)
-        else:
-            arr = np.loadtxt(path, dtype=np.float64)
-    except FileNotFoundError:
-        raise InputError(f"{path}: SH file not found") from None
-    except (ValueError, OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read SH coefficients ({e})") from None
-    arr = np.asarray(arr, dtype=np.float64)
+        # Any failure parsing the user's file (a malformed .npy header, deep JSON, bad text) is an
+        # InputError naming it.
+        with untrusted(path, InputError, what="cannot read SH coefficients"):
+            if path.endswith(".npy"):
+                arr = read_npy(path)
+            elif path.endswith(".json"):
+                with open(path, encoding="utf-8") as f:
+                    arr = np.asarray(json.load(f), dtype=np.float64)
+            else:
+                arr = np.loadtxt(path, dtype=np.float64)
+            arr = np.asarray(arr, dtype=np.float64)
+    except CheckpointError as e:
+        raise InputError(str(e)) from None
     if arr.size != 27:
         raise InputError(f"{path}: expected 27 SH coefficients (9 x RGB), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{path}: SH coefficients contain NaN or inf")
     return torch.as_tensor(arr.reshape(9, 3))
 
 

@@ -131,12 +131,13 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 def load_ws_file(path: Path, num_ws: int, w_dim: int) -> np.ndarray:
     """(N, num_ws, w_dim) float32 from a .npy holding that or a single (num_ws, w_dim) latent."""
-    try:
-        ws = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not a plain .npy array ({e})") from None
+    from rig.errors import CheckpointError
+    from rig.io.npy import read_npy
+
+    try:  # rig's own .npy reader: header, dtype and byte count checked before allocation
+        ws = read_npy(path)
+    except CheckpointError as e:
+        raise InputError(str(e)) from None
     if ws.ndim == 2:
         ws = ws[None]
     if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim) or not np.issubdtype(ws.dtype, np.floating):
