@@ -2,12 +2,15 @@
 
 Each *family* is one loader and one genuine seed file (the shared fixtures, the shipped default
 generator, or files rig writes from them: a rosinality ``.pt``, a face-model ``.npz``, an x264
-``.mp4``). Case ``i`` of a family mutates the seed with ``random.Random(f"{seed}:{family}:{i}")``
-(1-4 of: bit flips, random bytes, "interesting" integers, chunk deletion / duplication /
-insertion, truncation), so any case can be replayed alone.
+``.mp4``, small parameter / latent / SH arrays). Case ``i`` of a family mutates the seed with
+``random.Random(f"{seed}:{family}:{i}")`` (1-4 of: bit flips, random bytes, "interesting"
+integers, chunk deletion / duplication / insertion, truncation), so any case can be replayed alone.
 
 Cases run in a forked child that stays alive across cases (no interpreter start per input). The
-parent watches it: a case running longer than ``timeout_s`` is a *hang*, a child whose resident
+parent watches it: a case that uses more than ``timeout_s`` of CPU time (or more than
+``wall_timeout_s`` of wall time, for a case blocked without computing) is a *hang*; CPU time, not
+the wall clock, because on a shared machine a niced fuzzer may get a few percent of a core and a
+second of work then takes a minute of wall time. A child whose resident
 memory passes ``rss_limit_mb`` (polled, and the child's own peak after each case) a *blow-up*, a
 child killed by a signal a *crash*; each of these restarts the child at the next case. A case that
 raises anything but ``rig.errors.RigError`` is *uncaught*. Loading without error is fine (a mutation
@@ -83,7 +86,8 @@ class FamilyResult:
     hangs: int = 0
     blowups: int = 0
     crashes: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
+    cpu_seconds: float = 0.0  # the workers' CPU time (user + system)
     examples: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +135,51 @@ def _load_video(path: Path):
         return sum(1 for _ in reader)
 
 
+def _load_params(path: Path):
+    from rig.face_model.params import RigParams
+
+    return RigParams.load(path, n_shape=10, n_expr=10)
+
+
+def _load_latents(path: Path):
+    from rig.stylegan2.generate import load_ws_file
+
+    return load_ws_file(path, num_ws=6, w_dim=16)
+
+
+def _load_sh(path: Path):
+    from rig.render.shading import load_sh
+
+    return load_sh(path)
+
+
+def _small_array_families(workdir: Path) -> list[Family]:
+    """Files rig writes and reads back from the user: rig parameters, W+ latents, SH lighting."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from rig.face_model.params import RigParams
+
+    params = workdir / "seed_params.npz"
+    if not params.is_file():
+        gen = torch.Generator().manual_seed(0)
+        p = RigParams.zeros(3, 10, 10, dtype=torch.float64)
+        RigParams(*(torch.randn(t.shape, generator=gen, dtype=torch.float64) * 0.1 for t in p.as_dict().values())
+                  ).save(params)
+
+    def npy(a: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        return buf.getvalue()
+
+    rng = np.random.default_rng(0)
+    return [Family("params_npz", params.read_bytes(), "params.npz", _load_params),
+            Family("latents_npy", npy(rng.standard_normal((2, 6, 16)).astype(np.float32)), "ws.npy", _load_latents),
+            Family("sh_npy", npy(rng.standard_normal((9, 3))), "sh.npy", _load_sh)]
+
+
 def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Family]:
     """Every family whose seed file exists here (the shared fixtures may be absent on a clean clone)."""
     import numpy as np
@@ -176,6 +225,7 @@ def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Fami
                 frame[8:40, 8 + 4 * t:24 + 4 * t] = rng.integers(0, 255, (32, 16, 3))
                 writer.write(frame)
     fams.append(Family("video_mp4", mp4.read_bytes(), "clip.mp4", _load_video))
+    fams += _small_array_families(workdir)
     return fams
 
 
@@ -217,6 +267,16 @@ def _child(family: Family, seed: int, indices: range, folder: Path, write_fd: in
     os._exit(0)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _rss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -229,8 +289,12 @@ def _rss_kb(pid: int) -> int:
 
 
 def run_family(family: Family, n_cases: int, seed: int, workdir: Path, timeout_s: float = 10.0,
-               rss_limit_mb: int = 2048, start: int = 0, keep_failures: Path | None = None) -> FamilyResult:
-    """Run cases ``start .. start + n_cases - 1`` of ``family``; see the module docstring."""
+               rss_limit_mb: int = 2048, start: int = 0, keep_failures: Path | None = None,
+               wall_timeout_s: float | None = None) -> FamilyResult:
+    """Run cases ``start .. start + n_cases - 1`` of ``family``; see the module docstring.
+
+    ``timeout_s`` is CPU seconds per case; ``wall_timeout_s`` (default ``30 * timeout_s``) wall seconds."""
+    wall_timeout_s = 30 * timeout_s if wall_timeout_s is None else wall_timeout_s
     result = FamilyResult(family.name)
     folder = workdir / f"cases-{family.name}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -273,7 +337,7 @@ def run_family(family: Family, n_cases: int, seed: int, workdir: Path, timeout_s
                 os._exit(1)
         os.close(write_fd)
         reader = os.fdopen(read_fd)
-        current, started, pending = None, time.monotonic(), ""
+        current, started, cpu_at_start, pending = None, time.monotonic(), 0.0, ""
         killed_as = None
         while True:
             ready, _, _ = select.select([reader], [], [], 0.1)
@@ -286,20 +350,22 @@ def run_family(family: Family, n_cases: int, seed: int, workdir: Path, timeout_s
                     line, pending = pending.split("\n", 1)
                     kind, idx, *rest = line.split(" ", 2)
                     if kind == "S":
-                        current, started = int(idx), time.monotonic()
+                        current, started, cpu_at_start = int(idx), time.monotonic(), _cpu_s(pid)
                     else:
                         record(int(idx), rest[0])
                         next_index = int(idx) + 1
                         current = None
             if current is not None:
-                if time.monotonic() - started > timeout_s:
+                if (time.monotonic() - started > wall_timeout_s
+                        or (time.monotonic() - started > timeout_s and _cpu_s(pid) - cpu_at_start > timeout_s)):
                     killed_as = "hang"
                 elif _rss_kb(pid) > limit_kb:
                     killed_as = "blowup"
                 if killed_as:
                     os.kill(pid, signal.SIGKILL)
                     break
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
+        result.cpu_seconds += usage.ru_utime + usage.ru_stime
         reader.close()
         if current is not None:  # the child died (or was killed) inside a case
             if killed_as is None:
