@@ -143,7 +143,7 @@ def crop(photo: np.ndarray, centre, x_axis, y_axis, resolution: int) -> np.ndarr
 
     side = 2 * float(np.hypot(*np.asarray(x_axis, np.float64).reshape(-1)[:2]))
     ss = int(np.clip(np.ceil(side / resolution), 1, 8))
-    img = torch.from_numpy(photo).permute(2, 0, 1)[None].double()
+    img = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].double()
     c, x, y = (torch.as_tensor(np.asarray(v, np.float64)).reshape(1, 2) for v in (centre, x_axis, y_axis))
     # Replicate the border: sample a copy padded by the crop's reach.
     pad = int(np.ceil(side)) + 2
