@@ -2,7 +2,9 @@
 
 Runs ``tests/fuzz/harness.py``: each family (NVIDIA ``.pkl``, rig ``.safetensors``, rosinality
 ``.pt``, FLAME ``generic_model.pkl`` and its two embeddings, face-model ``.npz``, x264 ``.mp4``,
-rig-parameter ``.npz``, W+ latent ``.npy``, SH lighting ``.npy``)
+rig-parameter ``.npz``, W+ latent ``.npy``, SH lighting ``.npy``, face ``.npz``, ``track.npz`` (each
+also with its members mutated and re-zipped), PNG / JPEG photos, the RigNet and inverter
+``.safetensors`` (each also with only its JSON header mutated))
 gets ``--cases-per-family`` mutations of its seed file, loaded in one long-lived forked worker per
 family under a watchdog (``--timeout-s`` CPU seconds per case, ``--wall-timeout-s`` wall seconds,
 ``--rss-limit-mb`` resident). Families run in the order ``--families`` names them. Columns:

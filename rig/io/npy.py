@@ -26,6 +26,9 @@ MAX_HEADER = 1 << 16
 MAX_NDIM = 32
 # Little-, big- or native-endian bool / int / uint / float, as np.save writes them.
 _NUMERIC_DESCR = re.compile(r"^[<>|=]?(b1|[iu][1248]|f[248])$")
+# Fixed-width unicode strings (``np.array("text")``), where the caller asks for them.
+_STR_DESCR = re.compile(r"^[<>|=]?U([0-9]{1,7})$")
+MAX_STR_CHARS = 1 << 20
 DEFAULT_MAX_BYTES = 1 << 30
 
 
@@ -57,11 +60,15 @@ def _shape(value, label: str) -> tuple[int, ...]:
     return value
 
 
-def parse_npy(raw: bytes, label: str, allow_object: bool = False, max_bytes: int = DEFAULT_MAX_BYTES):
+def parse_npy(raw: bytes, label: str, allow_object: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
+              allow_str: bool = False):
     """``raw`` .npy bytes -> a numpy array (native byte order, own memory).
 
     With ``allow_object=True`` a ``|O`` array is returned as ``("pickle", shape, payload_bytes)``
-    for the caller to unpickle with its own allow-list. Raises ``CheckpointError`` naming ``label``.
+    for the caller to unpickle with its own allow-list. With ``allow_str=True`` fixed-width unicode
+    arrays (``<U7``, at most ``MAX_STR_CHARS`` characters per item) are accepted too; every
+    character must be a Unicode code point (a forged one past U+10FFFF is refused). Raises
+    ``CheckpointError`` naming ``label``.
     """
     header, offset = _header(raw, label)
     descr, fortran = header["descr"], header["fortran_order"]
@@ -70,7 +77,11 @@ def parse_npy(raw: bytes, label: str, allow_object: bool = False, max_bytes: int
         raise CheckpointError(f"{label}: .npy fortran_order is not a bool")
     if descr == "|O" and allow_object:
         return ("pickle", shape, raw[offset:])
-    if not isinstance(descr, str) or not _NUMERIC_DESCR.match(descr):
+    str_match = _STR_DESCR.match(descr) if allow_str and isinstance(descr, str) else None
+    if str_match:
+        if not 1 <= int(str_match.group(1)) <= MAX_STR_CHARS:
+            raise CheckpointError(f"{label}: .npy string width {str_match.group(1)} refused (1..{MAX_STR_CHARS})")
+    elif not isinstance(descr, str) or not _NUMERIC_DESCR.match(descr):
         raise CheckpointError(f"{label}: .npy dtype {str(descr)[:40]!r} refused (only plain numeric arrays)")
     dtype = np.dtype(descr)
     nbytes = math.prod(shape) * dtype.itemsize
@@ -80,8 +91,11 @@ def parse_npy(raw: bytes, label: str, allow_object: bool = False, max_bytes: int
         raise CheckpointError(f"{label}: .npy array of shape {shape} / {dtype} needs {nbytes} data bytes, "
                               f"the file holds {len(raw) - offset}")
     flat = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=offset)
-    out = flat.reshape(shape, order="F" if fortran else "C")
-    return np.array(out, dtype=dtype.newbyteorder("="), order="C", copy=True)
+    out = np.array(flat.reshape(shape, order="F" if fortran else "C"), dtype=dtype.newbyteorder("="), order="C",
+                   copy=True)
+    if str_match and out.size and int(out.reshape(-1).view(np.uint32).max()) > 0x10FFFF:
+        raise CheckpointError(f"{label}: .npy string holds a character past U+10FFFF")
+    return out
 
 
 def read_npy(path: str | os.PathLike, allow_object: bool = False, max_bytes: int = DEFAULT_MAX_BYTES):
@@ -104,11 +118,13 @@ def _size(path, label: str) -> int:
         raise CheckpointError(f"{label}: cannot read: {e.strerror or e}") from None
 
 
-def read_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
+             allow_str: bool = False) -> dict[str, np.ndarray]:
     """Every numeric array of an ``.npz`` (``np.savez`` / ``savez_compressed``), name -> array.
 
     Members that are not ``.npy`` files, object arrays, and archives whose members expand to more
-    than ``max_bytes`` in all are refused with ``CheckpointError`` naming the file.
+    than ``max_bytes`` in all are refused with ``CheckpointError`` naming the file. With
+    ``allow_str=True`` unicode string arrays are read too (see ``parse_npy``).
     """
     label = str(path)
     _size(path, label)
@@ -127,5 +143,5 @@ def read_npz(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dic
                 raw = zf.read(info)
                 if len(raw) != info.file_size:
                     raise CheckpointError(f"{label}: member {name[:60]!r} has the wrong size")
-                out[name[:-4]] = parse_npy(raw, f"{label} [{name[:60]}]", max_bytes=max_bytes)
+                out[name[:-4]] = parse_npy(raw, f"{label} [{name[:60]}]", max_bytes=max_bytes, allow_str=allow_str)
     return out

@@ -1,6 +1,6 @@
 """A ``Face``: one W+ latent with the identity of its generator and how it was made, and its file.
 
-The face file is a plain-array ``.npz`` (``np.load(..., allow_pickle=False)``), the one format every
+The face file is a plain-array ``.npz`` (read by ``rig.io.npy.read_npz``), the one format every
 command and the Python API read and write:
 
     format              () str  "rig.face/1"
@@ -69,11 +69,18 @@ class Face:
             np.savez(tmp, **arrays)
 
 
-def _str(z, key: str, path: Path) -> str:
+def _str(z: dict, key: str, path: Path) -> str:
     a = z[key]
     if a.dtype.kind != "U" or a.ndim != 0:
         raise InputError(f"{path}: '{key}' must be a string")
     return str(a)
+
+
+def _json(z: dict, key: str, path: Path):
+    try:
+        return json.loads(_str(z, key, path))
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nesting thousands deep
+        raise InputError(f"{path}: '{key}' is not valid JSON ({type(e).__name__})") from None
 
 
 def load_face(path: str | os.PathLike, num_ws: int, w_dim: int) -> Face:
@@ -83,22 +90,33 @@ def load_face(path: str | os.PathLike, num_ws: int, w_dim: int) -> Face:
         raise InputError(f"{path}: face file not found")
     if path.stat().st_size > _MAX_FACE_BYTES:
         raise InputError(f"{path}: {path.stat().st_size} bytes is far too large for a face file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "format" not in z.files or "ws" not in z.files:
-                raise InputError(f"{path}: not a rig face file (keys {', '.join(z.files)})")
-            if _str(z, "format", path) != FACE_FORMAT:
-                raise InputError(f"{path}: face format {_str(z, 'format', path)!r}, rig reads {FACE_FORMAT!r}")
-            ws = z["ws"]
-            ident = _str(z, "generator_identity", path) if "generator_identity" in z.files else ""
-            prov = json.loads(_str(z, "provenance", path)) if "provenance" in z.files else {}
-            controls = z["controls"].astype(np.float64) if "controls" in z.files else None
-            names = tuple(str(n) for n in z["control_names"]) if "control_names" in z.files else ()
-            alignment = json.loads(_str(z, "alignment", path)) if "alignment" in z.files else None
-            tuned = _str(z, "tuned_generator", path) if "tuned_generator" in z.files else None
-            tuned_ident = _str(z, "tuned_identity", path) if "tuned_identity" in z.files else None
-    except (ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable face file ({e})") from None
+    from rig.errors import CheckpointError
+    from rig.io.npy import read_npz
+
+    try:  # rig's own zip / .npy reader: sizes, dtypes and byte counts checked before allocation
+        z = read_npz(path, max_bytes=_MAX_FACE_BYTES, allow_str=True)
+    except CheckpointError as e:
+        raise InputError(str(e)) from None
+    if "format" not in z or "ws" not in z:
+        raise InputError(f"{path}: not a rig face file (keys {', '.join(sorted(z))[:200]})")
+    if _str(z, "format", path) != FACE_FORMAT:
+        raise InputError(f"{path}: face format {_str(z, 'format', path)[:80]!r}, rig reads {FACE_FORMAT!r}")
+    ws = z["ws"]
+    ident = _str(z, "generator_identity", path) if "generator_identity" in z else ""
+    prov = _json(z, "provenance", path) if "provenance" in z else {}
+    controls = z["controls"] if "controls" in z else None
+    if controls is not None:
+        if controls.dtype.kind not in "biuf":
+            raise InputError(f"{path}: 'controls' must be a numeric array")
+        controls = controls.astype(np.float64)
+    names = ()
+    if "control_names" in z:
+        if z["control_names"].dtype.kind != "U" and z["control_names"].size:  # np.array([]) is float64
+            raise InputError(f"{path}: 'control_names' must be an array of strings")
+        names = tuple(str(n) for n in z["control_names"].reshape(-1))
+    alignment = _json(z, "alignment", path) if "alignment" in z else None
+    tuned = _str(z, "tuned_generator", path) if "tuned_generator" in z else None
+    tuned_ident = _str(z, "tuned_identity", path) if "tuned_identity" in z else None
     if not isinstance(prov, dict):
         raise InputError(f"{path}: provenance must be a JSON object")
     if alignment is not None and not isinstance(alignment, dict):

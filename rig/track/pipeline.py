@@ -5,7 +5,7 @@ fits the face model to the landmarks (``rig.track.fit``) and returns a ``ClipTra
 ``save_track`` writes it as ``track.npz``; ``write_overlay`` streams the clip a second time and
 draws the result over it. Memory holds the landmarks and parameters, never the frames.
 
-``track.npz`` (plain arrays, ``np.load(..., allow_pickle=False)``), T = tracked frames:
+``track.npz`` (plain arrays, read back by ``rig.io.npy.read_npz``), T = tracked frames:
     shape (S,), expression (T, E), global_pose / neck_pose / jaw_pose / translation (T, 3),
     eye_pose (T, 6): the rig parameters (radians, metres), as ``rig.face_model.RigParams``;
     landmarks_detected (T, 68, 2) pixels, NaN where no face was found; landmarks_fit (T, 68, 2)
@@ -161,12 +161,15 @@ def save_track(path: str | os.PathLike, result: ClipTrack) -> None:
 
 def load_track_params(path: str | os.PathLike, face_model: FaceModel) -> RigParams:
     """The per-frame ``RigParams`` (T frames) stored in a ``track.npz``, sized for ``face_model``."""
+    from rig.errors import CheckpointError
+    from rig.io.npy import read_npz
+
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in FIELD_NAMES if k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise InputError(f"{path}: not a readable track .npz ({e})") from None
+    try:  # rig's own zip / .npy reader: sizes, dtypes and byte counts checked before allocation
+        z = read_npz(path, allow_str=True)  # camera_model and face_model are strings
+    except CheckpointError as e:
+        raise InputError(str(e).replace("not a readable .npz archive", "not a readable track .npz")) from None
+    arrays = {k: z[k] for k in FIELD_NAMES if k in z}
     if "global_pose" not in arrays:
         raise InputError(f"{path}: not a track file (no 'global_pose')")
     return RigParams.from_arrays(arrays, face_model.n_shape, face_model.n_expression, torch.float64, source=str(path))

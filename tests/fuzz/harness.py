@@ -74,6 +74,9 @@ class Family:
     filename: str
     load: Callable[[Path], object]
     companions: dict[str, bytes] = field(default_factory=dict)  # genuine files written beside each case
+    # The share of cases the CI test expects refused (else the mutations test nothing). A JPEG decoder
+    # tolerates most damage to entropy-coded data (it decodes a different picture), so less there.
+    min_refused: float = 0.5
 
 
 @dataclass
@@ -153,6 +156,152 @@ def _load_sh(path: Path):
     return load_sh(path)
 
 
+def _load_face(path: Path):
+    from rig.rignet.face import load_face
+
+    return load_face(path, num_ws=10, w_dim=128)
+
+
+def _load_rignet(path: Path):
+    from rig.rignet.files import load_rignet
+
+    return load_rignet(path)
+
+
+def _load_inverter(path: Path):
+    from rig.invert.inverter import load_inverter
+
+    return load_inverter(path)
+
+
+def _load_photo(path: Path):
+    from rig.invert.align import read_photo
+
+    return read_photo(path)
+
+
+_MEMBER_SEP = b"\n--rig-fuzz-member--\n"
+
+
+def _unzipped(npz: bytes) -> bytes:
+    """The members of an ``.npz`` as ``name \\0 bytes`` joined by a separator, for ``_rezip``: mutations
+    of these reach the ``.npy`` headers and data behind the zip's CRC-32, which refuses any changed byte."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(npz)) as zf:
+        return _MEMBER_SEP.join(i.filename.encode() + b"\0" + zf.read(i) for i in zf.infolist())
+
+
+def _rezip(path: Path) -> Path:
+    """Write the (mutated) members in ``path`` as a valid stored zip beside it."""
+    import zipfile
+
+    import warnings
+
+    out = path.with_name("rezipped.npz")
+    with zipfile.ZipFile(out, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a mutation may duplicate a member's name
+        for k, part in enumerate(path.read_bytes().split(_MEMBER_SEP)):
+            name, _, data = part.partition(b"\0")
+            zf.writestr(name.decode("latin1").replace("/", "_") or f"member{k}", data)
+    return out
+
+
+def _load_face_members(path: Path):
+    return _load_face(_rezip(path))
+
+
+def _load_track_members(path: Path):
+    return _load_track(_rezip(path))
+
+
+def _split_safetensors(raw: bytes) -> tuple[bytes, bytes]:
+    """(JSON header, tensor data) of a ``.safetensors`` file."""
+    n = int.from_bytes(raw[:8], "little")
+    return raw[8:8 + n], raw[8 + n:]
+
+
+class _WithHeader:
+    """A loader of a file whose JSON header is the (mutated) case and whose tensor data is the seed's,
+    so that mutations reach the metadata (configs, control space, calibration) rather than weights."""
+
+    def __init__(self, load: Callable[[Path], object], data: bytes):
+        self.load, self.data = load, data
+
+    def __call__(self, path: Path):
+        header = path.read_bytes()
+        out = path.with_name("with-header.safetensors")
+        out.write_bytes(len(header).to_bytes(8, "little") + header + self.data)
+        return self.load(out)
+
+
+class _TrackModelSize:
+    """The two counts ``load_track_params`` asks of a face model (FLAME-sized here), without building one."""
+
+    n_shape = 100
+    n_expression = 50
+
+
+def _load_track(path: Path):
+    from rig.track.pipeline import load_track_params
+
+    return load_track_params(path, _TrackModelSize())
+
+
+def _user_file_families(workdir: Path) -> list[Family]:
+    """Files rig writes for the user and reads back: a face (``Face.save``), a ``track.npz``
+    (``save_track``), and photos (PNG, JPEG) for ``rig invert``."""
+    import io
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from rig.face_model.params import RigParams
+    from rig.rignet.face import Face
+    from rig.track.pipeline import ClipTrack, save_track
+
+    gen = torch.Generator().manual_seed(0)
+    face = workdir / "seed_face.npz"
+    if not face.is_file():
+        Face(torch.randn(10, 128, generator=gen), "761e652c36b84604", {"seed": 3, "class": "smile",
+             "truncation_psi": 1.0, "noise_mode": "const"}, np.linspace(-1, 1, 4), ("jawOpen", "smile", "yaw", "pitch"),
+             {"box": [10.0, 12.0, 90.0, 92.0], "angle": 0.1}, "face.tuned.safetensors", "0123456789abcdef").save(face)
+    track = workdir / "seed_track.npz"
+    if not track.is_file():
+        T = 4
+        p = RigParams.zeros(T, _TrackModelSize.n_shape, _TrackModelSize.n_expression, dtype=torch.float64)
+        params = RigParams(*(torch.randn(t.shape, generator=gen, dtype=torch.float64) * 0.05
+                             for t in p.as_dict().values()))
+        lms = np.random.default_rng(0).uniform(10, 50, (T, 68, 2))
+        fit = SimpleNamespace(params=params, landmarks_fit=lms + 0.5, residual_px=np.full(T, 0.7), width=64, height=48,
+                              camera_model="weak_perspective", weak_perspective=np.tile([[4.0, 0.1, -0.1]], (T, 1)))
+        lt = SimpleNamespace(landmarks=lms, detected=np.ones(T, bool), source=np.full(T, 3, np.int8),
+                             scores=np.full(T, 1.5))
+        save_track(track, ClipTrack(fit, lt, 10.0, 0, "clip.mp4", "default", {}))
+    try:  # skimage's astronaut photo where installed, else the repository's picture of her inversion
+        from skimage import data as skdata
+
+        img = Image.fromarray(skdata.astronaut())
+    except ImportError:
+        img = Image.open(REPO / "docs" / "img" / "invert_astronaut.png").convert("RGB")
+        img = img.crop((0, 0, img.height, img.height))  # the photo, the first panel of the sheet
+    img.thumbnail((128, 128), Image.LANCZOS)
+    photos = {}
+    for fmt, kwargs in (("PNG", {}), ("JPEG", {"quality": 85})):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kwargs)
+        photos[fmt] = buf.getvalue()
+    return [Family("face_npz", face.read_bytes(), "face.npz", _load_face),
+            Family("face_npz_members", _unzipped(face.read_bytes()), "face.members", _load_face_members),
+            Family("track_npz", track.read_bytes(), "track.npz", _load_track),
+            Family("track_npz_members", _unzipped(track.read_bytes()), "track.members", _load_track_members),
+            Family("photo_png", photos["PNG"], "photo.png", _load_photo),
+            Family("photo_jpeg", photos["JPEG"], "photo.jpg", _load_photo, min_refused=0.25)]
+
+
 def _small_array_families(workdir: Path) -> list[Family]:
     """Files rig writes and reads back from the user: rig parameters, W+ latents, SH lighting."""
     import io
@@ -226,6 +375,14 @@ def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Fami
                 writer.write(frame)
     fams.append(Family("video_mp4", mp4.read_bytes(), "clip.mp4", _load_video))
     fams += _small_array_families(workdir)
+    fams += _user_file_families(workdir)
+    for name, fn in (("rignet", _load_rignet), ("inverter", _load_inverter)):
+        ckpt = REPO / "checkpoints" / "default" / f"{name}.safetensors"
+        if ckpt.is_file():
+            raw = ckpt.read_bytes()
+            header, data = _split_safetensors(raw)
+            fams.append(Family(f"{name}_safetensors", raw, f"{name}.safetensors", fn))
+            fams.append(Family(f"{name}_header", header, f"{name}.header.json", _WithHeader(fn, data)))
     return fams
 
 
