@@ -90,11 +90,12 @@ def dlib_floor(reader, targets: np.ndarray, true_lmk: np.ndarray, dlib_targets: 
     return _nme_against(dlib_landmarks(reader, targets, (3, 0)), dlib_targets, true_lmk)
 
 
-def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray, terms, dlib_reader,
-                   dlib_targets: np.ndarray | None = None) -> dict:
+def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray, terms,
+                   dlib_images: np.ndarray | None = None, dlib_targets: np.ndarray | None = None) -> dict:
     """Per-image metrics (arrays (N,)) of (N, S, S, 3) uint8 ``images`` against ``targets``.
-    ``lmk_dlib``: dlib's landmarks (``dlib_landmarks``, nine moves) against the truth; ``lmk_dlib_rel``: against dlib's own reading of
-    the target (``dlib_targets`` (N, 68, 2)), which cancels dlib's bias on these renders."""
+    ``dlib_images`` / ``dlib_targets``: (N, 68, 2) ``dlib_landmarks`` readings of both (None: no dlib
+    rows). ``lmk_dlib``: dlib's reading of the images against the truth; ``lmk_dlib_rel``: against dlib's
+    own reading of the target, which cancels dlib's bias on these renders."""
     from rig.invert.losses import ms_ssim, psnr
 
     a, b = to_float(images), to_float(targets)
@@ -103,11 +104,10 @@ def _stage_metrics(images: np.ndarray, targets: np.ndarray, true_lmk: np.ndarray
         fb, _ = terms.features_and_landmarks(b)
         out = {"psnr": psnr(a, b).numpy(), "ms_ssim": ms_ssim(a, b).numpy(),
                "feature": terms.distance(fa, fb).numpy(), "lmk_encoder": _nme(la.numpy(), true_lmk)}
-    if dlib_reader is not None:
-        found = dlib_landmarks(dlib_reader, images)
-        out["lmk_dlib"] = _nme(found, true_lmk)
+    if dlib_images is not None:
+        out["lmk_dlib"] = _nme(dlib_images, true_lmk)
         if dlib_targets is not None:
-            out["lmk_dlib_rel"] = _nme_against(found, dlib_targets, true_lmk)
+            out["lmk_dlib_rel"] = _nme_against(dlib_images, dlib_targets, true_lmk)
     return out
 
 
@@ -161,13 +161,18 @@ def evaluate_invert(ed, n_world: int = 50, n_samples: int = 16, cfg: InvertConfi
 
         reader = DlibReader(descriptors=False)
     stages = {"inverter": np.stack([v.image_inverter for v in invs]), "optimised": np.stack([v.image for v in invs])}
-    dl_t = dlib_landmarks(reader, targets) if reader is not None else None
-    m = {k: _stage_metrics(v, targets, true_lmk, terms, reader, dl_t) for k, v in stages.items()}
     if tuned_images:
-        k = len(tuned_images)
-        m["tuned"] = _stage_metrics(np.stack(tuned_images), targets[:k], true_lmk[:k], terms, reader,
-                                    None if dl_t is None else dl_t[:k])
-    floor = _stage_metrics(targets, targets, true_lmk, terms, reader)
+        stages["tuned"] = np.stack(tuned_images)
+
+    def read(images):
+        return dlib_landmarks(reader, images) if reader is not None else None
+
+    dl_t = read(targets)  # read once: the reference of every stage and the floor's own row
+    m = {}
+    for k, v in stages.items():
+        n = len(v)  # the tuned stage covers the first tune_n renders only
+        m[k] = _stage_metrics(v, targets[:n], true_lmk[:n], terms, read(v), None if dl_t is None else dl_t[:n])
+    floor = _stage_metrics(targets, targets, true_lmk, terms, dl_t)
     if reader is not None:
         floor["lmk_dlib_rel"] = dlib_floor(reader, targets, true_lmk, dl_t)
     rep.numbers["world"] = {k: {q: float(np.nanmedian(a)) for q, a in v.items()} for k, v in m.items()}
