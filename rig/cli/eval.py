@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import eval_group
+from rig.cli.options import checked_option
 
 
 @eval_group.command("generator")
@@ -14,8 +16,8 @@ from rig.cli.app import eval_group
                    "2 x --n images of the world with seed 0, rendered once into ~/.cache/rig/world.")
 @click.option("--encoder", "encoder_path", default="default", show_default=True,
               help="Face-parameter encoder (.safetensors from `rig train encoder`) or 'default'.")
-@click.option("--n", "n", type=int, default=1000, show_default=True, help="Generated samples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@checked_option("--n", "n", rng=limits.COUNT, default=1000, show_default=True, help="Generated samples.")
+@checked_option("--seed", rng=limits.SEED, default=0, show_default=True)
 @click.option("--sheets", "sheets_dir", default=None, type=click.Path(file_okay=False),
               help="Also write samples.png (8 x 8 random samples), interpolation.png (W walks) and presets.png "
                    "(per named expression: the world's 6 widest, then the generator's 6 widest) here.")

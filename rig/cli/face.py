@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import main, rig_param_options
+from rig.cli.options import checked_option
 
 
 @main.command("info")
 @click.option("--face-model", "face_models", multiple=True, default=("default",), show_default=True,
               help="Face model(s) to describe: 'default', a FLAME generic_model.pkl or a rig .npz (repeatable).")
-def info_cmd(face_models: tuple[str, ...]) -> None:
+@click.option("--build", is_flag=True,
+              help="Build the C++ kernels now (about 30 s each, once; cached in the user cache folder) instead of at "
+                   "their first use, and report each: cached, built, or failed (the PyTorch reference path then runs).")
+def info_cmd(face_models: tuple[str, ...], build: bool) -> None:
     """Show versions, devices, face models and checkpoints available, and compiled kernels."""
     from rig.info import collect_info, format_info
 
-    click.echo(format_info(collect_info(face_models)))
+    click.echo(format_info(collect_info(face_models, build=build)))
 
 
 @main.command("mesh")
@@ -37,8 +42,8 @@ def mesh_cmd(face_model: str, params_file: str | None, expr: str | None, yaw: fl
 
 @main.command("render")
 @rig_param_options
-@click.option("--size", type=int, default=512, show_default=True, help="Image width and height in pixels.")
-@click.option("--fov", "fov", type=float, default=12.0, show_default=True,
+@checked_option("--size", rng=limits.OUTPUT_SIDE, default=512, show_default=True, help="Image width and height in pixels.")
+@checked_option("--fov", "fov", rng=limits.FOV_DEG, default=12.0, show_default=True,
               help="Vertical field of view in degrees (the camera frames the neutral head).")
 @click.option("--passes", "passes_spec", default="rgb", show_default=True,
               help="Comma-separated passes: rgb, albedo, normal, depth, mask, uv, region, landmarks.")
@@ -58,15 +63,12 @@ def render_cmd(face_model: str, params_file: str | None, expr: str | None, yaw: 
     """Render the posed face model (shaded image and other passes) with a camera framing the head."""
     import torch
 
-    from rig.errors import InputError
     from rig.face_model import load_face_model, params_from_flags
     from rig.render.camera import frame_head
     from rig.render.images import parse_pass_names, write_render_outputs
     from rig.render.passes import RenderConfig, render_face
     from rig.render.shading import light_preset, load_sh
 
-    if size < 8 or size > 8192:
-        raise InputError(f"--size must be between 8 and 8192, got {size}")
     pass_names = parse_pass_names(passes_spec)
     sh = load_sh(sh_file) if sh_file else light_preset(light)
     model = load_face_model(face_model, dtype=torch.float64)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import eval_group, main, train_group
+from rig.cli.options import checked_option
 
 
 @train_group.command("inverter")
@@ -14,11 +16,11 @@ from rig.cli.app import eval_group, main, train_group
 @click.option("--world", "world_dir", default=None, type=click.Path(file_okay=False, exists=True),
               help="World renders (`rig world sample` folder) the image phase also reconstructs.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its snapshot.")
-@click.option("--latent-steps", type=int, default=None, help="Steps regressing W+ of generator samples (no G in the loop).")
-@click.option("--image-steps", type=int, default=None, help="Steps with G and the encoder in the loop.")
-@click.option("--batch", type=int, default=None, help="Generator samples per step.")
-@click.option("--world-batch", type=int, default=None, help="World renders per image-phase step.")
-@click.option("--seed", type=int, default=None)
+@checked_option("--latent-steps", rng=limits.STEPS, default=None, help="Steps regressing W+ of generator samples (no G in the loop).")
+@checked_option("--image-steps", rng=limits.STEPS, default=None, help="Steps with G and the encoder in the loop.")
+@checked_option("--batch", rng=limits.BATCH, default=None, help="Generator samples per step.")
+@checked_option("--world-batch", rng=limits.BATCH, default=None, help="World renders per image-phase step.")
+@checked_option("--seed", rng=limits.SEED, default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_inverter_cmd(network, out_dir, world_dir, resume, latent_steps, image_steps, batch, world_batch, seed,
                        quiet) -> None:
@@ -38,8 +40,8 @@ def train_inverter_cmd(network, out_dir, world_dir, resume, latent_steps, image_
 @click.argument("photo", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The aligned crop (.png).")
 @click.option("--network", default="default", show_default=True, help="Whose resolution the crop gets (file or 'default').")
-@click.option("--size", type=int, default=None, help="Crop side in pixels instead of the network's resolution.")
-@click.option("--face-index", type=int, default=None, help="Which face of several (0 = the largest).")
+@checked_option("--size", rng=limits.OUTPUT_SIDE, default=None, help="Crop side in pixels instead of the network's resolution.")
+@checked_option("--face-index", rng=limits.FACE_INDEX, default=None, help="Which face of several (0 = the largest).")
 def align_cmd(photo, output, network, size, face_index) -> None:
     """Cut the FFHQ-style aligned crop of the face in PHOTO; the transform goes to OUTPUT.json."""
     from pathlib import Path
@@ -73,17 +75,17 @@ def align_cmd(photo, output, network, size, face_index) -> None:
 @click.option("--rignet", default="default", show_default=True,
               help="RigNet file whose labeler reads the face's rig parameters into the face file ('none': skip).")
 @click.option("--inverter", default="default", show_default=True, help="Inverter file (from `rig train inverter`) or 'default'.")
-@click.option("--steps", type=int, default=150, show_default=True, help="W+ optimisation steps (0: the inverter's guess).")
-@click.option("--tune", "tune_steps", type=int, default=0, show_default=True,
+@checked_option("--steps", rng=limits.STEPS, default=150, show_default=True, help="W+ optimisation steps (0: the inverter's guess).")
+@checked_option("--tune", "tune_steps", rng=limits.STEPS, default=0, show_default=True,
               help="Pivotal tuning steps: a tuned copy of G is saved beside the face file, and edits use it.")
 @click.option("--align/--aligned", "align_flag", default=None,
               help="Force aligning a photo / taking IMAGE as an aligned crop (default: tell by size and landmarks).")
-@click.option("--face-index", type=int, default=None, help="Which face of several in a photo (0 = the largest).")
+@checked_option("--face-index", rng=limits.FACE_INDEX, default=None, help="Which face of several in a photo (0 = the largest).")
 @click.option("--paste-back", "paste_back", type=click.Path(dir_okay=False), default=None,
               help="Also write the photo with the inverted face pasted back (.png; photos only).")
 @click.option("--save-image", "save_image", type=click.Path(dir_okay=False), default=None,
               help="Also write target | inverter | optimised [| tuned] side by side (.png).")
-@click.option("--display-size", type=int, default=None, help="Upsample --save-image panels to this side (viewing only).")
+@checked_option("--display-size", rng=limits.OUTPUT_SIDE, default=None, help="Upsample --save-image panels to this side (viewing only).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def invert_cmd(image, output, network, rignet, inverter, steps, tune_steps, align_flag, face_index, paste_back,
                save_image, display_size, quiet) -> None:
@@ -139,11 +141,11 @@ def _editor(network: str, rignet: str):
 @click.option("--network", default="default", show_default=True, help="The generator (file or 'default').")
 @click.option("--rignet", default="default", show_default=True, help="RigNet for the control table ('none': skip it).")
 @click.option("--inverter", default="default", show_default=True, help="Inverter file or 'default'.")
-@click.option("--n", "n_world", type=int, default=50, show_default=True, help="Held-out world renders (world seed 0).")
-@click.option("--samples", "n_samples", type=int, default=16, show_default=True, help="Generator samples (true w known).")
-@click.option("--steps", type=int, default=150, show_default=True, help="W+ optimisation steps.")
-@click.option("--tune", "tune_steps", type=int, default=100, show_default=True, help="Pivotal tuning steps (0: none).")
-@click.option("--tune-n", type=int, default=8, show_default=True, help="How many of the world renders are also tuned.")
+@checked_option("--n", "n_world", rng=limits.COUNT, default=50, show_default=True, help="Held-out world renders (world seed 0).")
+@checked_option("--samples", "n_samples", rng=limits.COUNT_OR_NONE, default=16, show_default=True, help="Generator samples (true w known).")
+@checked_option("--steps", rng=limits.STEPS, default=150, show_default=True, help="W+ optimisation steps.")
+@checked_option("--tune", "tune_steps", rng=limits.STEPS, default=100, show_default=True, help="Pivotal tuning steps (0: none).")
+@checked_option("--tune-n", rng=limits.COUNT_OR_NONE, default=8, show_default=True, help="How many of the world renders are also tuned.")
 @click.option("--no-dlib", is_flag=True, help="Skip the dlib instrument (faster; landmarks by the encoder only).")
 @click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None,
               help="Write target | inverter | optimised | tuned | turned 20 deg | smile rows here (.png).")

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import eval_group, main, train_group
+from rig.cli.options import checked_option
 
 
 @main.command("label")
 @click.option("--network", default="default", show_default=True, help="Generator: 'default', NVIDIA .pkl, .pt or .safetensors.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Label-set folder (resumable).")
-@click.option("--n", "n", type=int, required=True, help="Number of latents to draw and label.")
+@checked_option("--n", "n", rng=limits.COUNT, required=True, help="Number of latents to draw and label.")
 @click.option("--labeler", type=click.Choice(["encoder", "track"]), default="encoder", show_default=True,
               help="encoder: the default world's face-parameter encoder; track: dlib 68 landmarks + the tracker's "
                    "model fit (any face generator; needs the [track] extra).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample i depends on (seed, i) only.")
-@click.option("--mix-prob", type=float, default=0.5, show_default=True, help="Share of style-mixed W+ latents.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
-@click.option("--shard-size", type=int, default=1024, show_default=True)
-@click.option("--batch", type=int, default=64, show_default=True)
+@checked_option("--seed", rng=limits.SEED, default=0, show_default=True, help="Sample i depends on (seed, i) only.")
+@checked_option("--mix-prob", rng=limits.PROBABILITY, default=0.5, show_default=True, help="Share of style-mixed W+ latents.")
+@checked_option("--trunc", "truncation_psi", rng=limits.TRUNCATION_PSI, default=1.0, show_default=True, help="Truncation psi.")
+@checked_option("--shard-size", rng=limits.COUNT, default=1024, show_default=True)
+@checked_option("--batch", rng=limits.BATCH, default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def label_cmd(network, out_dir, n, labeler, seed, mix_prob, truncation_psi, shard_size, batch, device, quiet) -> None:
@@ -40,21 +42,21 @@ def label_cmd(network, out_dir, n, labeler, seed, mix_prob, truncation_psi, shar
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its snapshot.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
               help="Start from this RigNet file's F and RigNet (same generator and controls): a fine-tune.")
-@click.option("--reader-steps", type=int, default=None, help="Steps of the parameter reader F.")
-@click.option("--steps", type=int, default=None, help="RigNet steps with F as the labeler's stand-in.")
-@click.option("--g-steps", type=int, default=None, help="RigNet steps with G and the labeler in the loop (0: skip).")
+@checked_option("--reader-steps", rng=limits.STEPS, default=None, help="Steps of the parameter reader F.")
+@checked_option("--steps", rng=limits.STEPS, default=None, help="RigNet steps with F as the labeler's stand-in.")
+@checked_option("--g-steps", rng=limits.STEPS, default=None, help="RigNet steps with G and the labeler in the loop (0: skip).")
 @click.option("--design", type=click.Choice(["delta", "absolute"]), default=None,
               help="delta: the decoder sees the requested change (zero edit = w exactly); absolute: StyleRig's "
                    "baseline (the decoder sees the absolute target).")
 @click.option("--layers", "layers_spec", default=None,
               help="Which W+ layers each group may move, e.g. 'pose=0-3,jaw=0-5,expression=0-5,eyes=0-7'.")
-@click.option("--w-latent", type=float, default=None, help="Weight of |w' - w|^2 (identity by staying close).")
-@click.option("--w-appearance", type=float, default=None,
+@checked_option("--w-latent", rng=limits.WEIGHT, default=None, help="Weight of |w' - w|^2 (identity by staying close).")
+@checked_option("--w-appearance", rng=limits.WEIGHT, default=None,
               help="Weight of the colour statistics of G(w') against G(w) in the generator phase.")
-@click.option("--w-preset", type=float, default=None,
+@checked_option("--w-preset", rng=limits.WEIGHT, default=None,
               help="Weight of the shortfall along a requested preset's direction.")
-@click.option("--preset-share", type=float, default=None, help="Share of training targets that are presets.")
-@click.option("--seed", type=int, default=None)
+@checked_option("--preset-share", rng=limits.PROBABILITY, default=None, help="Share of training targets that are presets.")
+@checked_option("--seed", rng=limits.SEED, default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_rignet_cmd(network, labels_dir, out_dir, resume, init, reader_steps, steps, g_steps, design, layers_spec,
                      w_latent, w_appearance, w_preset, preset_share, seed, quiet) -> None:
@@ -87,17 +89,17 @@ def train_rignet_cmd(network, labels_dir, out_dir, resume, init, reader_steps, s
 
 
 def _angle(name: str):
-    return click.option(f"--{name}", type=float, default=None,
-                        help=f"Head {name} in degrees (relative to the source's own reading unless --absolute)."
-                        if name != "jaw" else "Jaw opening in degrees (relative unless --absolute).")
+    return checked_option(f"--{name}", rng=limits.ANGLE_DEG, default=None,
+                          help=f"Head {name} in degrees (relative to the source's own reading unless --absolute)."
+                          if name != "jaw" else "Jaw opening in degrees (relative unless --absolute).")
 
 
 @main.command("puppet")
 @click.option("--network", default="default", show_default=True, help="Generator: 'default' or a network file.")
 @click.option("--rignet", default="default", show_default=True, help="RigNet file trained for that generator.")
-@click.option("--seed", type=int, default=None, help="Source face: this seed as rig generate --seeds draws it.")
+@checked_option("--seed", rng=limits.SEED, default=None, help="Source face: this seed as rig generate --seeds draws it.")
 @click.option("--class", "cls", default=None, help="Class (index or name) of a conditional network; default: the seed's draw.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi of the seed.")
+@checked_option("--trunc", "truncation_psi", rng=limits.TRUNCATION_PSI, default=1.0, show_default=True, help="Truncation psi of the seed.")
 @click.option("--face", "face_file", type=click.Path(dir_okay=False), default=None, help="Source face file (.npz).")
 @click.option("--latent", "latent_file", type=click.Path(dir_okay=False), default=None,
               help="Source W+ latent .npy, (num_ws, w_dim) or (w_dim,).")
@@ -116,12 +118,12 @@ def _angle(name: str):
               help="With --sweep/--params: every frame as frame_NNNN.png plus targets.json.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
               help="RigParams sequence (.npz/.json, or a rig track output): one frame each; -o OUT.mp4 writes a video.")
-@click.option("--fps", type=float, default=25.0, show_default=True, help="Frame rate of an .mp4 output.")
+@checked_option("--fps", rng=limits.FPS, default=25.0, show_default=True, help="Frame rate of an .mp4 output.")
 @click.option("--side-by-side", is_flag=True, help="Put the rig render of the target beside the GAN image.")
-@click.option("--display-size", type=int, default=None, help="Upsample the output to this height for viewing.")
+@checked_option("--display-size", rng=limits.OUTPUT_SIDE, default=None, help="Upsample the output to this height for viewing.")
 @click.option("--save-w", is_flag=True, help="Also write OUT_w.npy: the edited W+ latent.")
 @click.option("--save-face", type=click.Path(dir_okay=False), default=None, help="Also write the edited face file (.npz).")
-@click.option("--refine", "refine_steps", type=int, default=0, show_default=True,
+@checked_option("--refine", "refine_steps", rng=limits.STEPS, default=0, show_default=True,
               help="Optimise the edited latent for STEPS so the labeler's reading matches the target.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Output .png (or .mp4).")
@@ -149,8 +151,8 @@ def puppet_cmd(network, rignet, seed, cls, truncation_psi, face_file, latent_fil
 @eval_group.command("rignet")
 @click.option("--network", default="default", show_default=True)
 @click.option("--rignet", default="default", show_default=True)
-@click.option("--n", "n", type=int, default=64, show_default=True, help="Source faces (seeds SEED..SEED+N-1).")
-@click.option("--seed", type=int, default=1000, show_default=True, help="First source seed.")
+@checked_option("--n", "n", rng=limits.COUNT, default=64, show_default=True, help="Source faces (seeds SEED..SEED+N-1).")
+@checked_option("--seed", rng=limits.SEED, default=1000, show_default=True, help="First source seed.")
 @click.option("--no-dlib", is_flag=True, help="Skip the independent dlib reading (the encoder only).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the numbers as JSON.")
 @click.option("--sheets", "sheets_dir", type=click.Path(file_okay=False), default=None,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import main
+from rig.cli.options import checked_option
 
 
 @main.command("generate")
 @click.option("--network", "network", required=True, help="Network file (.pkl NVIDIA snapshot, .pt rosinality, "
               ".safetensors rig) or 'default'.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. '0-3,7' (ignored with --ws).")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
+@checked_option("--trunc", "truncation_psi", rng=limits.TRUNCATION_PSI, default=1.0, show_default=True,
+                help="Truncation psi.")
+@checked_option("--trunc-cutoff", "truncation_cutoff", rng=limits.LAYER_COUNT, default=None,
               help="Truncate only the first N ws (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label of a conditional network (default: drawn per seed by the class "
+@checked_option("--class", "class_idx", rng=limits.CLASS_INDEX, default=None, help="Class label of a conditional network (default: drawn per seed by the class "
                    "frequencies its file stores, as rig's --cond runs do).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Output folder.")
@@ -23,7 +26,7 @@ from rig.cli.app import main
 @click.option("--ws", "ws_file", type=click.Path(dir_okay=False), default=None,
               help="Render the W+ latents in this .npy ((N, num_ws, w_dim)) instead of seeds.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Images per forward pass.")
+@checked_option("--batch", rng=limits.BATCH, default=1, show_default=True, help="Images per forward pass.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16 = autocast the synthesis network to bfloat16 (faster on CPUs with AVX-512 BF16).")
 @click.option("--impl", type=click.Choice(["auto", "fast", "ref"]), default="auto", show_default=True,

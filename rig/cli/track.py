@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import main
+from rig.cli.options import checked_option
 
 
 @main.command("track")
@@ -15,14 +17,14 @@ from rig.cli.app import main
               help="'default' (the embedded head), a FLAME generic_model.pkl, or a rig face-model .npz.")
 @click.option("--overlay", "overlay", type=click.Path(dir_okay=False), default=None,
               help="Also write an MP4 with detected (green) / fitted (red) landmarks and the mesh outline.")
-@click.option("--start", type=float, default=0.0, show_default=True, help="First second of the clip to track.")
-@click.option("--end", type=float, default=None, help="Last second (exclusive); default: the end of the clip.")
-@click.option("--smooth", type=float, default=1.0, show_default=True,
+@checked_option("--start", rng=limits.TIME_S, default=0.0, show_default=True, help="First second of the clip to track.")
+@checked_option("--end", rng=limits.TIME_S, default=None, help="Last second (exclusive); default: the end of the clip.")
+@checked_option("--smooth", rng=limits.SMOOTH, default=1.0, show_default=True,
               help="Temporal smoothness (0 = none; larger = smoother and laggier).")
-@click.option("--focal", type=float, default=None, help="Focal length in pixels (default: estimated).")
+@checked_option("--focal", rng=limits.FOCAL_PX, default=None, help="Focal length in pixels (default: estimated).")
 @click.option("--camera", type=click.Choice(["perspective", "weak_perspective"]), default="perspective",
               show_default=True, help="Camera model of the fit.")
-@click.option("--fps", "sequence_fps", type=float, default=25.0, show_default=True,
+@checked_option("--fps", "sequence_fps", rng=limits.FPS, default=25.0, show_default=True,
               help="Frame rate of an image-folder input (video files carry their own).")
 def track_cmd(video, output, face_model, overlay, start, end, smooth, focal, camera, sequence_fps):
     """Track the face in VIDEO (a video file or an image folder) and fit the face model to it."""
@@ -33,11 +35,18 @@ def track_cmd(video, output, face_model, overlay, start, end, smooth, focal, cam
     from rig.track.config import TrackConfig
     from rig.track.pipeline import save_track, track_video, write_overlay
 
+    from pathlib import Path
+
+    from rig.errors import InputError
+
+    # Every option is checked before any work, so a bad one never leaves track.npz without its overlay.
+    if end is not None and end <= start:
+        raise InputError(f"--end {end:g}: must be after --start {start:g}")
+    if overlay is not None and Path(overlay).suffix.lower() not in (".mp4", ".mkv", ".webm", ".mov"):
+        raise InputError(f"--overlay {overlay}: must end in .mp4 (or .mkv, .webm, .mov)")
     # A crash inside FFmpeg on crafted bytes must end a child process, not this command.
     probe_video(video, sequence_fps=sequence_fps)
     info = read_video_info(video, sequence_fps=sequence_fps)
-    if start < 0 or (end is not None and end <= start):
-        raise click.BadParameter(f"need 0 <= start < end, got start={start}, end={end}")
     first = int(round(start * info.fps))
     last = None if end is None else int(round(end * info.fps))
     config = TrackConfig(camera=camera, focal_px=focal, smooth=smooth)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import train_group
+from rig.cli.options import checked_option
 
 
 @train_group.command("generator")
@@ -15,41 +17,41 @@ from rig.cli.app import train_group
 @click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --out.")
 @click.option("--config", "config", type=click.Choice(["tiny", "64", "128"]), default="64", show_default=True,
               help="Network / schedule preset (ignored on --resume: the snapshot's config rules).")
-@click.option("--kimg", type=float, default=None, help="Train until this many thousand real images (total).")
-@click.option("--batch", type=int, default=None, help="Images per step (new runs only).")
-@click.option("--snapshot-kimg", type=float, default=None, help="Snapshot every this many kimg.")
-@click.option("--snapshot-minutes", type=float, default=None, help="Also snapshot after this many minutes.")
-@click.option("--seed", type=int, default=None, help="Seed of every random stream (new runs only).")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (new runs only).")
+@checked_option("--kimg", rng=limits.KIMG, default=None, help="Train until this many thousand real images (total).")
+@checked_option("--batch", rng=limits.BATCH, default=None, help="Images per step (new runs only).")
+@checked_option("--snapshot-kimg", rng=limits.KIMG, default=None, help="Snapshot every this many kimg.")
+@checked_option("--snapshot-minutes", rng=limits.MINUTES, default=None, help="Also snapshot after this many minutes.")
+@checked_option("--seed", rng=limits.SEED, default=None, help="Seed of every random stream (new runs only).")
+@checked_option("--threads", rng=limits.THREADS, default=None, help="torch CPU threads (new runs only).")
 @click.option("--init", "init", default=None,
               help="Start a new run from this network's weights (file or 'default'; G, G_ema and, if it has one, D) "
                    "instead of random ones. The network must match --config.")
-@click.option("--g-freeze-kimg", type=float, default=None,
+@checked_option("--g-freeze-kimg", rng=limits.KIMG_OR_NONE, default=None,
               help="Train only D for this many kimg first (new runs only; for --init from a file without a D).")
 @click.option("--preset-repeat", default=None, metavar="NAME=K,...",
               help="Show dataset images drawn from these named presets (or, with --cond, of these classes) K times "
                    "per epoch (new runs only), e.g. blink=3,smile=2,none+eyes_closed=4.")
-@click.option("--glr", type=float, default=None, help="G's Adam learning rate (new runs only; default 0.0025).")
-@click.option("--dlr", type=float, default=None, help="D's Adam learning rate (new runs only; default 0.0025).")
+@checked_option("--glr", rng=limits.LEARNING_RATE, default=None, help="G's Adam learning rate (new runs only; default 0.0025).")
+@checked_option("--dlr", rng=limits.LEARNING_RATE, default=None, help="D's Adam learning rate (new runs only; default 0.0025).")
 @click.option("--reader", default=None, metavar="ENCODER",
               help="Also train a critic on what this face encoder (file or 'default') reads off real and generated "
                    "images - expression, jaw, head pose - so G must draw their full range (new runs only). "
                    "Evaluate with a different encoder and read the per-tone line of `rig eval generator`: "
                    "encoders trained on the same world share blind spots (docs/world.md).")
-@click.option("--reader-weight", type=float, default=None,
+@checked_option("--reader-weight", rng=limits.WEIGHT, default=None,
               help="Weight of the reading critic in G's loss (new runs only; default 1).")
-@click.option("--reader-r1-gamma", type=float, default=None,
+@checked_option("--reader-r1-gamma", rng=limits.WEIGHT, default=None,
               help="R1 weight of the reading critic (new runs only; default 1; lower lets it push harder).")
 @click.option("--local-d", "local_d", multiple=True, metavar="REGION",
               help="Also train a critic that sees only this square of the images (new runs only; repeatable): "
                    "'eyes' or 'mouth' of rig's aligned faces, or NAME=TOP,LEFT,SIZE in fractions of the image side.")
-@click.option("--local-weight", type=float, default=None,
+@checked_option("--local-weight", rng=limits.WEIGHT, default=None,
               help="Weight of each local critic in G's loss (new runs only; default 1).")
 @click.option("--cond", type=click.Choice(["preset", "preset+state"]), default=None,
               help="Class-conditional training (new runs only): each image's label is its named expression preset "
                    "or 'none'; 'preset+state' splits 'none' by closed eyes and a dropped jaw. The network file keeps "
                    "how often each class occurs, and sampling draws labels by it.")
-@click.option("--label-mismatch", type=float, default=None,
+@checked_option("--label-mismatch", rng=limits.WEIGHT, default=None,
               help="With --cond: D also learns to score real images under a wrong label as fake, with this weight "
                    "(a matching-aware D; new runs only; default 0: off).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -79,13 +81,13 @@ def train_generator_cmd(data_dir, run_dir, resume, config, kimg, batch, snapshot
 @train_group.command("encoder")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), help="World dataset folder.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Encoder file (.safetensors).")
-@click.option("--steps", type=int, default=10000, show_default=True, help="Training steps.")
-@click.option("--batch", type=int, default=32, show_default=True, help="Images per step (plus 3/8 as many non-faces).")
-@click.option("--holdout", type=int, default=500, show_default=True, help="Last N images held out for the report.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@checked_option("--steps", rng=limits.COUNT, default=10000, show_default=True, help="Training steps.")
+@checked_option("--batch", rng=limits.BATCH, default=32, show_default=True, help="Images per step (plus 3/8 as many non-faces).")
+@checked_option("--holdout", rng=limits.COUNT_OR_NONE, default=500, show_default=True, help="Last N images held out for the report.")
+@checked_option("--seed", rng=limits.SEED, default=0, show_default=True)
 @click.option("--widths", default="32,64,128,256", show_default=True,
               help="Channels of the stride-2 stages, comma-separated (the last is the FRD feature size).")
-@click.option("--spatial-head", type=int, default=256, show_default=True,
+@checked_option("--spatial-head", rng=limits.CHANNELS_OR_NONE, default=256, show_default=True,
               help="0: predict from pooled features; N: from the last feature map's layout through N hidden units.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_encoder_cmd(data_dir, out_path, steps, batch, holdout, seed, widths, spatial_head, quiet) -> None:

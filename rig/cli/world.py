@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from rig import limits
 from rig.cli.app import main
+from rig.cli.options import checked_option
 
 
 @main.group("world")
@@ -13,11 +15,11 @@ def world_group() -> None:
 
 
 @world_group.command("sample")
-@click.option("--n", "n", type=int, required=True, help="Number of images.")
-@click.option("--size", "size", type=int, default=64, show_default=True, help="Image side in pixels (power of two).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed (image i depends on seed and i only).")
+@checked_option("--n", "n", rng=limits.COUNT, required=True, help="Number of images.")
+@checked_option("--size", "size", rng=limits.WORLD_SIDE, default=64, show_default=True, help="Image side in pixels.")
+@checked_option("--seed", rng=limits.SEED, default=0, show_default=True, help="Dataset seed (image i depends on seed and i only).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Dataset folder (resumable).")
-@click.option("--shard-size", type=int, default=256, show_default=True, help="Images per shard.")
+@checked_option("--shard-size", rng=limits.COUNT, default=256, show_default=True, help="Images per shard.")
 @click.option("--face-model", "face_model", default="default", show_default=True, help="Face model to draw heads from.")
 @click.option("--no-align-rotation", is_flag=True, help="Keep the head's roll instead of levelling the eyes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -25,6 +25,8 @@ import torch
 
 from rig.errors import InputError, ShapeError
 from rig.io.atomic import atomic_path, write_text_atomic
+from rig.io.values import check_values
+from rig.limits import PARAM_ABS
 
 if TYPE_CHECKING:
     from rig.face_model.model import FaceModel
@@ -103,8 +105,7 @@ class RigParams:
                 raise InputError(f"{source}: key '{name}' is not a numeric array") from None
             if a.ndim == 0 or a.ndim > 2:
                 raise InputError(f"{source}: key '{name}' has shape {a.shape}; expected ({widths[name]},) or (T, {widths[name]})")
-            if not np.all(np.isfinite(a)):
-                raise InputError(f"{source}: key '{name}' contains NaN or inf")
+            check_values(a, source, PARAM_ABS, name, "the most any rig parameter may be")
             if a.shape[-1] > widths[name]:
                 raise InputError(f"{source}: key '{name}' has {a.shape[-1]} values, the model takes at most {widths[name]}")
             if name in POSE_WIDTHS and a.shape[-1] != widths[name]:

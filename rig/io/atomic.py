@@ -9,11 +9,16 @@ and the first atomic write of a process into a folder removes the temporary file
 writer is gone (same host, process no longer alive): the next run of a killed command cleans up
 after it. Temporary files of rig before this naming (``.NAME.tmp-XXXXXXXX.SUFFIX``) carry no
 process id and are removed once they are a day old.
+
+An output the machine refuses (no permission, a read-only file system, a path under a regular file,
+a full disk, memory running out while writing) is a ``RigEnvironmentError`` naming the user's path,
+not the temporary file; the temporary file and any folder the write created are removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -28,6 +33,11 @@ from typing import Iterator
 _TEMP_NAME = re.compile(r"^\..*\.tmp-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]{8}")
 _LEGACY_TEMP_NAME = re.compile(r"^\..*\.tmp-[a-z0-9_]{8}(\.[^.]*)?$")
 LEGACY_TEMP_MAX_AGE_S = 24 * 3600
+
+# OSErrors that say the machine refused a write of valid data, not that the data was wrong.
+ENVIRONMENT_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EFBIG", "ENOTDIR", "EEXIST", "EISDIR", "ENAMETOOLONG",
+    "EIO", "EMFILE", "ENFILE", "ENOMEM", "ETXTBSY") if hasattr(errno, name))
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,29 +115,83 @@ def _swept_once(folder: str) -> None:
     sweep_stale_temp_files(folder)
 
 
+def is_environment_error(e: BaseException) -> bool:
+    """True for a ``MemoryError`` or an ``OSError`` whose errno is in ``ENVIRONMENT_ERRNOS``."""
+    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS)
+
+
+def environment_error(e: BaseException, path: str | os.PathLike, doing: str = "cannot write"):
+    """A ``RigEnvironmentError`` for ``e`` that names ``path`` (the user's path, not a temporary file)."""
+    from rig.errors import RigEnvironmentError
+
+    if isinstance(e, MemoryError):
+        return RigEnvironmentError(f"{path}: {doing} it: out of memory")
+    reason = e.strerror or type(e).__name__ if isinstance(e, OSError) else str(e)
+    return RigEnvironmentError(f"{path}: {doing} it: {reason}")
+
+
+def make_dirs(folder: str | os.PathLike) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders created, outermost first.
+
+    A refusal (permission, read-only, a parent that is a regular file) is a ``RigEnvironmentError``
+    naming ``folder``, with nothing created left behind.
+    """
+    folder = Path(folder)
+    missing: list[Path] = []
+    p = folder
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    created: list[Path] = []
+    try:
+        for q in reversed(missing):
+            q.mkdir(exist_ok=True)
+            created.append(q)
+    except OSError as e:
+        remove_empty_dirs(created)
+        raise environment_error(e, folder, "cannot create the folder for") from None
+    return created
+
+
+def remove_empty_dirs(created: list[Path]) -> None:
+    """Remove the folders of ``created`` (outermost first, as ``make_dirs`` returns them) that are empty."""
+    for q in reversed(created):
+        with contextlib.suppress(OSError):
+            q.rmdir()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
     ``suffix`` defaults to the target's own suffix so that writers which pick a format from the
     file name (PIL, numpy, PyAV) behave as for the real name. On an exception the temporary file is
-    removed and the target is left untouched. The first call for a folder removes the stale temporary
-    files of killed writers there (``sweep_stale_temp_files``).
+    removed and the target is left untouched; a refusal by the machine (``is_environment_error``)
+    becomes a ``RigEnvironmentError`` naming ``path``, and the folders this write created are removed
+    again. The first call for a folder removes the stale temporary files of killed writers there
+    (``sweep_stale_temp_files``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _swept_once(str(path.parent.resolve()))
-    suffix = suffix if suffix is not None else (path.suffix or ".tmp")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    created = make_dirs(path.parent)
+    tmp_path: Path | None = None
     try:
+        _swept_once(str(path.parent.resolve()))
+        suffix = suffix if suffix is not None else (path.suffix or ".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=suffix)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+    except BaseException as e:
+        if tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+        remove_empty_dirs(created)
+        if is_environment_error(e):
+            raise environment_error(e, path) from None
         raise
 
 

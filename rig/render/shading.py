@@ -137,6 +137,10 @@ def light_preset(name: str, dtype=torch.float64) -> torch.Tensor:
     return sh_from_lights(**LIGHT_PRESETS[name], dtype=dtype)
 
 
+def _json_kind(value) -> str:
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 def load_sh(path) -> torch.Tensor:
     """Read (9, 3) SH coefficients from a .npy / .txt / .json file (27 numbers, k-major)."""
     import json
@@ -160,16 +164,22 @@ def load_sh(path) -> torch.Tensor:
                 arr = read_npy(path)
             elif path.endswith(".json"):
                 with open(path, encoding="utf-8") as f:
-                    arr = np.asarray(json.load(f), dtype=np.float64)
+                    raw = json.load(f)
+                if not isinstance(raw, list):
+                    raise InputError(f"{path}: expected a JSON list of 27 SH numbers (9 x RGB), got a JSON "
+                                     f"{_json_kind(raw)}")
+                arr = np.asarray(raw, dtype=np.float64)
             else:
                 arr = np.loadtxt(path, dtype=np.float64)
             arr = np.asarray(arr, dtype=np.float64)
     except CheckpointError as e:
         raise InputError(str(e)) from None
+    from rig.io.values import check_values
+    from rig.limits import SH_ABS
+
     if arr.size != 27:
         raise InputError(f"{path}: expected 27 SH coefficients (9 x RGB), got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{path}: SH coefficients contain NaN or inf")
+    check_values(arr.reshape(9, 3), path, SH_ABS, "SH coefficient", "9 coefficients x RGB")
     return torch.as_tensor(arr.reshape(9, 3))
 
 

@@ -152,8 +152,10 @@ def check_latent(ws: np.ndarray, num_ws: int, w_dim: int, source: str) -> torch.
         ws = np.broadcast_to(ws, (num_ws, w_dim))
     if ws.shape != (num_ws, w_dim):
         raise InputError(f"{source}: latent of shape {ws.shape}; this network takes ({num_ws}, {w_dim}) or ({w_dim},)")
-    if not np.all(np.isfinite(ws)):
-        raise InputError(f"{source}: latent holds NaN or inf")
+    from rig.io.values import check_values
+    from rig.limits import LATENT_ABS
+
+    check_values(ws, source, LATENT_ABS, "latent", "trained mapping networks stay within +-100")
     return torch.from_numpy(np.array(ws, np.float32))
 
 

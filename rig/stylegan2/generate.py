@@ -21,6 +21,8 @@ import torch
 
 from rig.errors import InputError
 from rig.io.atomic import atomic_path
+from rig.io.values import check_values
+from rig.limits import LATENT_ABS
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -143,6 +145,7 @@ def load_ws_file(path: Path, num_ws: int, w_dim: int) -> np.ndarray:
     if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim) or not np.issubdtype(ws.dtype, np.floating):
         raise InputError(f"{path}: expected float W+ latents of shape (N, {num_ws}, {w_dim}) or ({num_ws}, {w_dim}), "
                          f"got {ws.dtype} {ws.shape}")
+    check_values(ws, str(path), LATENT_ABS, "latent", "trained mapping networks stay within +-100")
     return ws.astype(np.float32)
 
 

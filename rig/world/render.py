@@ -39,6 +39,23 @@ def _left_right(pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(swap, pair[:, 1], pair[:, 0]), torch.where(swap, pair[:, 0], pair[:, 1])
 
 
+# Peak memory of ``WorldRenderer.render`` above the loaded model, per render pixel of each image
+# (measured 85-103 bytes at 256-1024 px renders on CPU, float32; rounded up).
+RENDER_BYTES_PER_PIXEL = 128
+
+
+def render_side(cfg: WorldConfig) -> int:
+    """Side in pixels of the square render a ``cfg`` crop is cut from (about 4 x the output side)."""
+    # Crop side in render pixels ~ 0.25 m at the head; render so the crop gets resolution*supersample pixels.
+    out_px = cfg.resolution * cfg.supersample
+    return int(np.ceil(out_px / 0.5 / 8) * 8)
+
+
+def render_bytes_per_image(cfg: WorldConfig) -> int:
+    """Memory (bytes) one image of a ``WorldRenderer.render`` batch needs under ``cfg``, an upper estimate."""
+    return RENDER_BYTES_PER_PIXEL * render_side(cfg) ** 2
+
+
 class WorldRenderer:
     """Renders parameter rows (``rig.world.priors.draw_params``) of one face model under a ``WorldConfig``."""
 
@@ -56,9 +73,7 @@ class WorldRenderer:
         self.mouth_corners = (int(lips[np.argmin(v[lips, 0])]), int(lips[np.argmax(v[lips, 0])]))
         self.iris = self._iris_vertices(data)
         self.vertex_albedo = self._vertex_albedo_model(data)
-        # Crop side in render pixels ~ 0.25 m at the head; render so the crop gets resolution*supersample pixels.
-        out_px = cfg.resolution * cfg.supersample
-        self.render_size = int(np.ceil(out_px / 0.5 / 8) * 8)
+        self.render_size = render_side(cfg)
         self.camera = frame_head(torch.as_tensor(v), self.render_size, self.render_size, fov_deg=cfg.fov_deg, margin=1.0)
 
     def _iris_vertices(self, data) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,31 @@ from rig.world.config import WorldConfig
 from rig.world.priors import draw_params, preset_table
 
 
+def _batch_that_fits(cfg: WorldConfig, batch: int, memory_budget: int | None) -> int:
+    """``batch``, or fewer images per render so one batch fits in ``memory_budget`` bytes; ``InputError``
+    naming the size when not even one image fits."""
+    from rig.limits import available_memory_bytes
+    from rig.world.render import render_bytes_per_image, render_side
+
+    budget = available_memory_bytes() if memory_budget is None else int(memory_budget)
+    per_image = render_bytes_per_image(cfg)
+    if per_image > budget:
+        fits = [s for s in (2 ** k for k in range(3, 13)) if render_bytes_per_image(replace(cfg, resolution=s)) <= budget]
+        raise InputError(f"--size {cfg.resolution}: one image renders at {render_side(cfg)} px and needs about "
+                         f"{per_image / 2**30:.1f} GiB of memory, {budget / 2**30:.1f} GiB is available"
+                         + (f"; choose --size {fits[-1]} or less" if fits else ""))
+    return max(1, min(batch, budget // per_image))
+
+
 def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig = WorldConfig(),
-                 face_model: str = "default", shard_size: int = 256, batch: int = 16, progress: bool = True) -> int:
+                 face_model: str = "default", shard_size: int = 256, batch: int = 16, progress: bool = True,
+                 memory_budget: int | None = None) -> int:
     """Render ``n`` images into ``out_dir``; return how many were rendered now (0 if all shards were done).
 
-    Refuses a folder that holds a dataset drawn with a different seed, size or config.
+    Refuses a folder that holds a dataset drawn with a different seed, size or config. Before anything
+    is written, the render's memory (``rig.world.render.render_bytes_per_image``) is checked against
+    ``memory_budget`` bytes (default: the memory available now, ``rig.limits.available_memory_bytes``):
+    batches shrink to fit, and a size of which not even one image fits is an ``InputError``.
     """
     import torch
     from tqdm import tqdm
@@ -37,6 +58,7 @@ def sample_world(out_dir: str | os.PathLike, n: int, seed: int, cfg: WorldConfig
     cfg = cfg.validate()
     if n < 1 or shard_size < 1 or batch < 1:
         raise InputError("world sample: n, shard_size and batch must be positive")
+    batch = _batch_that_fits(cfg, batch, memory_budget)
     model = load_face_model(face_model, dtype=torch.float32)
     info = {"resolution": cfg.resolution, "n_images": n, "seed": seed, "shard_size": shard_size,
             "face_model": str(face_model), "world_config": cfg.to_json(),
