@@ -21,6 +21,9 @@ from rig.cli.options import checked_option
                    "frequencies its file stores, as rig's --cond runs do).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the outputs in --outdir made with other settings (the "
+              "folder's .rig-manifest.json records them; without this a rerun with other settings is refused, one "
+              "with the same settings skips the images already there).")
 @click.option("--save-raw", is_flag=True, help="Also write seedNNNN.npy: the float32 (C,H,W) image before clamping.")
 @click.option("--save-w", is_flag=True, help="Also write seedNNNN_w.npy: the W+ latent (num_ws, w_dim).")
 @click.option("--ws", "ws_file", type=click.Path(dir_okay=False), default=None,
@@ -31,8 +34,8 @@ from rig.cli.options import checked_option
               help="bf16 = autocast the synthesis network to bfloat16 (faster on CPUs with AVX-512 BF16).")
 @click.option("--impl", type=click.Choice(["auto", "fast", "ref"]), default="auto", show_default=True,
               help="Op implementation: fast path or the reference (NVIDIA-identical) path.")
-def generate_cmd(network, seeds, truncation_psi, truncation_cutoff, class_idx, noise_mode, outdir, save_raw, save_w,
-                 ws_file, device, batch, precision, impl) -> None:
+def generate_cmd(network, seeds, truncation_psi, truncation_cutoff, class_idx, noise_mode, outdir, overwrite, save_raw,
+                 save_w, ws_file, device, batch, precision, impl) -> None:
     """Generate images with a StyleGAN2 generator, as NVIDIA's generate.py does."""
     from pathlib import Path
 
@@ -42,7 +45,7 @@ def generate_cmd(network, seeds, truncation_psi, truncation_cutoff, class_idx, n
                          truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, class_idx=class_idx,
                          noise_mode=noise_mode, save_raw=save_raw, save_w=save_w,
                          ws_file=Path(ws_file) if ws_file else None, device=device, batch=batch, precision=precision,
-                         impl=impl)
+                         impl=impl, overwrite=overwrite)
     result = generate_images(cfg)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)

@@ -6,6 +6,10 @@ Matches NVIDIA's ``generate.py`` conventions so outputs are interchangeable: for
 ``seed{s:04d}.npy`` = the raw float32 image (C, H, W) before clamping, ``seed{s:04d}_w.npy`` = the
 W+ latent (num_ws, w_dim) float32. With a ``ws_file`` the images are ``w{i:04d}.*`` instead.
 Every file is written atomically and existing complete outputs are skipped (resume after Ctrl-C).
+The folder's ``.rig-manifest.json`` (``rig.io.manifest``) records the settings that change what an
+image holds (the network's weights, truncation, class, noise mode, precision, the --ws file's
+contents): a rerun with other settings is refused unless ``overwrite``, which removes the old
+outputs; the PNG bytes themselves stay exactly NVIDIA's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from rig.errors import InputError
 from rig.io.atomic import atomic_path
+from rig.io.manifest import claim_folder
 from rig.io.values import check_values
 from rig.limits import LATENT_ABS
 
@@ -46,6 +51,7 @@ class GenerateConfig:
     precision: str = "fp32"
     impl: str = "auto"
     which: str = "G_ema"
+    overwrite: bool = False
 
 
 @dataclass
@@ -166,6 +172,30 @@ def _precision_context(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+_OUTPUT_NAME = re.compile(r"(seed|w)\d{4,}(\.png|\.npy|_w\.npy)")
+
+
+def _own_outputs(folder: Path) -> list[Path]:
+    """The files in ``folder`` named as ``rig generate`` names its outputs."""
+    return sorted(p for p in folder.iterdir() if _OUTPUT_NAME.fullmatch(p.name) and p.is_file())
+
+
+def _settings(cfg: GenerateConfig, G, ws: np.ndarray | None) -> dict:
+    """What decides an output's pixels, keyed by flag (device, batch and --impl only change speed)."""
+    import hashlib
+
+    from rig.stylegan2.identity import generator_identity
+
+    out = {"--network": generator_identity(G), "which": cfg.which, "--noise-mode": cfg.noise_mode,
+           "--precision": cfg.precision}
+    if ws is not None:
+        out["--ws"] = hashlib.sha256(np.ascontiguousarray(ws).tobytes()).hexdigest()[:16]
+    else:
+        out.update({"--trunc": cfg.truncation_psi, "--trunc-cutoff": cfg.truncation_cutoff,
+                    "--class": cfg.class_idx if G.c_dim else None})
+    return out
+
+
 def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResult:
     """Render ``cfg.seeds`` (or the latents in ``cfg.ws_file``) to ``cfg.outdir``; see the module doc."""
     from tqdm import tqdm
@@ -181,7 +211,6 @@ def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResul
         G = load_generator(cfg.network, which=cfg.which, device=device)
     result.notes.extend(str(w.message) for w in caught)
     outdir = Path(cfg.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
 
     label = torch.zeros([1, G.c_dim], device=device)
     labels_by_seed = False  # a conditional network that stored its labels' frequencies draws one per seed
@@ -211,9 +240,13 @@ def generate_images(cfg: GenerateConfig, progress: bool = True) -> GenerateResul
             paths.append(outdir / f"{stem}_w.npy")
         return paths
 
+    claim = claim_folder(outdir, "rig generate", _settings(cfg, G, ws_all if cfg.ws_file is not None else None),
+                         cfg.overwrite, _own_outputs)
+    if claim.removed:
+        result.notes.append(f"--overwrite: removed {len(claim.removed)} file(s) made with other settings")
     todo = []
     for job in jobs:
-        if all(p.exists() for p in outputs(job[0])):
+        if claim.resume and all(p.exists() for p in outputs(job[0])):
             result.skipped.append(job[0])
         else:
             todo.append(job)
