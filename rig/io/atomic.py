@@ -130,11 +130,11 @@ def environment_error(e: BaseException, path: str | os.PathLike, doing: str = "c
     return RigEnvironmentError(f"{path}: {doing} it: {reason}")
 
 
-def make_dirs(folder: str | os.PathLike) -> list[Path]:
+def make_dirs(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> list[Path]:
     """Create ``folder`` and its missing parents; return the folders created, outermost first.
 
     A refusal (permission, read-only, a parent that is a regular file) is a ``RigEnvironmentError``
-    naming ``folder``, with nothing created left behind.
+    naming ``target`` (the file the folder is for) or else ``folder``, with nothing created left behind.
     """
     folder = Path(folder)
     missing: list[Path] = []
@@ -151,7 +151,7 @@ def make_dirs(folder: str | os.PathLike) -> list[Path]:
             created.append(q)
     except OSError as e:
         remove_empty_dirs(created)
-        raise environment_error(e, folder, "cannot create the folder for") from None
+        raise environment_error(e, folder if target is None else target, "cannot create the folder for") from None
     return created
 
 
@@ -174,7 +174,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     (``sweep_stale_temp_files``).
     """
     path = Path(path)
-    created = make_dirs(path.parent)
+    created = make_dirs(path.parent, path)
     tmp_path: Path | None = None
     try:
         _swept_once(str(path.parent.resolve()))
