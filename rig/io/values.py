@@ -37,6 +37,6 @@ def check_values(arr, source: str, limit: float, what: str = "value", why: str =
     where = f"[{', '.join(str(int(i)) for i in first)}]" if a.ndim else ""
     n_bad = int(bad.sum())
     more = f", {n_bad} such values" if n_bad > 1 else ""
-    reason = "not a finite number" if not np.isfinite(v) else f"beyond +-{limit:g}"
-    note = f" ({why})" if why else ""
+    reason = "NaN or infinite, not a usable number" if not np.isfinite(v) else f"beyond +-{limit:g}"
+    note = f" ({why})" if why and np.isfinite(v) else ""
     raise InputError(f"{source}: {what}{where} = {float(v):.6g}: {reason}{more}{note}")

@@ -62,7 +62,7 @@ def test_latents_npy_with_a_cut_header_is_an_input_error(tmp_path):
 @pytest.mark.parametrize("content, match", [
     (lambda: _cut_header(np.zeros((9, 3))), "sh.npy"),
     (lambda: _npy_bytes(np.zeros((9, 3)))[:-5], "sh.npy: .*data bytes"),  # numpy: EOFError / ValueError
-    (lambda: _npy_bytes(np.full((9, 3), np.nan)), "sh.npy: SH coefficients contain NaN"),
+    (lambda: _npy_bytes(np.full((9, 3), np.nan)), r"sh.npy: SH coefficient\[0, 0\] = nan: NaN or infinite"),
 ])
 def test_sh_npy_malformed_or_non_finite_is_an_input_error(tmp_path, content, match):
     from rig.render.shading import load_sh
