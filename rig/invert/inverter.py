@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rig.errors import CheckpointError, InputError, ShapeError
+from rig.paths import default_inverter_path, require_shipped
 
 INVERTER_FORMAT = "rig.inverter/1"
 
@@ -141,20 +142,15 @@ class InverterBundle:
                          f"(trained for {self.generator_identity}, the network given is {ident})")
 
 
-def default_inverter_path() -> Path:
-    from rig.paths import checkpoints_dir
-
-    return checkpoints_dir() / "default" / "inverter.safetensors"
-
-
 def load_inverter(path: str | os.PathLike = "default", device: str | torch.device = "cpu") -> InverterBundle:
     """Read an inverter file (``"default"``: the shipped one for the default generator), in eval mode."""
     from rig.io.safetensors_file import read_safetensors
 
-    path = default_inverter_path() if str(path) == "default" else Path(path)
+    if str(path) == "default":
+        path = require_shipped(default_inverter_path(), "the default inverter", "pass --inverter PATH to another inverter")
+    path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: inverter file not found"
-                              + (" (train one with 'rig train inverter')" if path == default_inverter_path() else ""))
+        raise CheckpointError(f"{path}: inverter file not found")
     tensors, meta = read_safetensors(path)
     if meta.get("format") != INVERTER_FORMAT:
         raise CheckpointError(f"{path}: not a rig inverter file (format {meta.get('format')!r})")

@@ -84,12 +84,9 @@ def save_rignet(path: str | os.PathLike, net: RigNet, reader: ParamReader, space
 
 def resolve_rignet_path(spec: str | os.PathLike) -> Path:
     if str(spec) == "default":
-        from rig.paths import checkpoints_dir
+        from rig.paths import default_rignet_path, require_shipped
 
-        path = checkpoints_dir() / "default" / "rignet.safetensors"
-        if not path.is_file():
-            raise CheckpointError(f"the default RigNet is missing: {path} (train one with rig train rignet)")
-        return path
+        return require_shipped(default_rignet_path(), "the default RigNet", "pass --rignet PATH to another RigNet")
     return Path(spec)
 
 

@@ -76,7 +76,8 @@ class TrackLabeler:
         try:
             from rig.instruments.dlib_reader import DlibReader
         except ImportError as e:  # dlib is the [track] extra
-            raise InputError(f"--labeler track needs dlib: pip install 'rig[track]' ({e})") from None
+            raise InputError(f"--labeler track needs dlib: install rig's [track] extra "
+                             f"(pip install '.[track]' in the rig checkout; {e})") from None
         self.reader = DlibReader(face_model=face_model, descriptors=False)
 
     @torch.no_grad()

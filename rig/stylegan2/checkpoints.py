@@ -9,7 +9,7 @@ Formats (picked by file suffix):
 * ``.safetensors`` — rig's own: tensors named ``<net>.<state-dict name>`` (``G_ema.mapping.w_avg``)
   and a JSON header entry ``rig_networks`` = ``{net: {"class": ..., "config": {...}}}``.
 
-``network = "default"`` means ``checkpoints/default/generator.safetensors`` in the repository.
+``network = "default"`` means ``rig/checkpoints/default/generator.safetensors`` (package data).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class NetworkSet:
 
 
 def default_network_path() -> Path:
-    """``<repo>/checkpoints/default/generator.safetensors`` (trained by ``rig train generator``)."""
+    """``rig/checkpoints/default/generator.safetensors`` (trained by ``rig train generator``)."""
     from rig.paths import default_generator_path
 
     return default_generator_path()
@@ -261,11 +261,9 @@ def save_rosinality(path: str | os.PathLike, net: Generator) -> None:
 def resolve_network_path(network: str | os.PathLike) -> Path:
     """``"default"`` -> the shipped generator; anything else must be an existing file."""
     if str(network) == "default":
-        path = default_network_path()
-        if not path.is_file():
-            raise CheckpointError(f"the default generator is not there yet ({path}); it is produced by "
-                                  "'rig train generator'. Pass --network PATH to use another network.")
-        return path
+        from rig.paths import require_shipped
+
+        return require_shipped(default_network_path(), "the default generator", "pass --network PATH to another network")
     path = Path(network)
     if not path.is_file():
         raise CheckpointError(f"{path}: network file not found")

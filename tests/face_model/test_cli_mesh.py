@@ -119,12 +119,12 @@ def test_missing_corrupt_and_hostile_face_models_are_one_line_errors(tmp_path, f
     assert "refused" in line and not marker.exists() and not out.exists()
 
 
-def test_missing_default_head_says_it_was_not_built(tmp_path, monkeypatch):
+def test_missing_default_head_says_the_install_lacks_it(tmp_path, monkeypatch):
     import rig.face_model.loading as loading
 
     monkeypatch.setattr(loading, "default_head_path", lambda: tmp_path / "default_head.npz")
     line = one_line_error(run_cli("mesh", "-o", tmp_path / "m.obj"))
-    assert "has not been built" in line
+    assert "missing from this rig install" in line and "reinstall rig" in line and "--face-model PATH" in line
 
 
 @pytest.mark.parametrize("content, suffix, expect", [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from rig.errors import CheckpointError
 from rig.face_model import FaceModelData, load_face_model
 from rig.face_model.loading import load_face_model_data
-from rig.paths import checkpoints_dir, default_head_path, repo_root
+from rig.paths import checkpoints_dir, default_head_path, package_dir
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -24,10 +26,11 @@ def test_rig_npz_round_trip_of_a_flame_model_poses_identically(tmp_path, flame_p
     assert torch.equal(a.vertices, b.vertices) and torch.equal(a.landmarks, b.landmarks)
 
 
-def test_paths_point_into_the_repository():
-    assert (repo_root() / "rig" / "paths.py").is_file()
-    assert checkpoints_dir() == repo_root() / "checkpoints"
-    assert default_head_path().name == "default_head.npz"
+def test_shipped_files_live_inside_the_package():
+    import rig
+
+    assert checkpoints_dir() == package_dir() / "checkpoints" == Path(rig.__file__).resolve().parent / "checkpoints"
+    assert default_head_path().is_file() and default_head_path().name == "default_head.npz"
 
 
 def test_dtype_is_checked_and_folders_are_refused(tmp_path, flame_pkl):

@@ -105,7 +105,7 @@ def test_load_network_by_name_and_missing_default(tmp_path, tiny64_pkl, monkeypa
     import rig.stylegan2.checkpoints as ck
 
     monkeypatch.setattr(ck, "default_network_path", lambda: tmp_path / "nothing" / "generator.safetensors")
-    with pytest.raises(CheckpointError, match="default generator is not there yet"):
+    with pytest.raises(CheckpointError, match="default generator is missing from this rig install"):
         resolve_network_path("default")
     with pytest.raises(CheckpointError, match="unknown network format"):
         bad = tmp_path / "x.onnx"

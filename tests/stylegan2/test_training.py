@@ -192,7 +192,7 @@ def test_start_from_trained_weights(tmp_path):
         for k, v in getattr(nets, name).state_dict().items():
             assert torch.equal(getattr(t, name).state_dict()[k], v), (name, k)
     assert t.nimg == 0
-    # Only a G_ema (as shipped in checkpoints/default): G starts from it too, D starts fresh.
+    # Only a G_ema (as shipped in rig/checkpoints/default): G starts from it too, D starts fresh.
     fresh_D = Trainer.start(cfg.replace(seed=5), _images(), tmp_path / "c", progress=False).D
     t = Trainer.start(cfg.replace(seed=5), _images(), tmp_path / "d", init=NetworkSet("ema-only", G_ema=nets.G_ema),
                       progress=False)

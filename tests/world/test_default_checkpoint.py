@@ -10,7 +10,7 @@ from rig.cli import main
 from rig.paths import default_encoder_path, default_generator_path
 
 pytestmark = pytest.mark.skipif(not (default_generator_path().is_file() and default_encoder_path().is_file()),
-                                reason="checkpoints/default is not in this checkout")
+                                reason="rig/checkpoints/default is not in this checkout")
 
 
 def test_rig_generate_default_writes_distinct_heads(tmp_path):
