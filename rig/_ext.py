@@ -4,7 +4,9 @@
 into a build folder keyed by a hash of the source text, the compiler flags, the torch / Python
 versions and the environment (``sys.prefix``, torch's folder), under ``<cache>/rig/ext/<name>-<hash>`` (``<cache>`` = ``$XDG_CACHE_HOME`` or
 ``~/.cache``), so a second process (or a second run) imports the built library in well under a
-second. If the build fails, it warns once (``RuntimeWarning``) and returns ``None`` so the caller
+second. A build that has to compile says so first, in one line on stderr ("building the ... kernel
+once (~30 s); cached in ..."), since the caller otherwise sits silent for half a minute;
+``build_extension`` builds ahead of use (``rig info --build``). If the build fails, it warns once (``RuntimeWarning``) and returns ``None`` so the caller
 can use its reference implementation; ``required=True`` raises ``ExtensionBuildError`` instead.
 
 Kernels parallelise with ``at::parallel_for``. ATen's OpenMP backend implements it inline in its
@@ -26,6 +28,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -99,9 +102,25 @@ def _variants(extra_cflags: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[
     return [(flags + OPENMP_FLAGS, OPENMP_FLAGS), (flags, ())]
 
 
+def _built_library(build_dir: Path, module_name: str) -> Path | None:
+    """The compiled library of ``module_name`` in ``build_dir``, if a build finished there."""
+    for pattern in (f"{module_name}*.so", f"{module_name}*.pyd"):
+        found = next(iter(sorted(build_dir.glob(pattern))), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _build_notice(title: str, root: Path) -> None:
+    """One line on stderr before a compile; through tqdm so that an open progress bar stays whole."""
+    from tqdm import tqdm
+
+    tqdm.write(f"rig: building the {title} kernel once (~30 s); cached in {root}", file=sys.stderr)
+
+
 def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cflags: Sequence[str] = DEFAULT_CFLAGS,
                        required: bool = False, cache_dir: str | os.PathLike | None = None,
-                       verbose: bool = False) -> ModuleType | None:
+                       verbose: bool = False, title: str | None = None) -> ModuleType | None:
     """Compile (once) and import a C++ extension; ``None`` with a warning if that fails.
 
     name: base name of the extension module (the build hash is appended; sources must define the
@@ -110,6 +129,7 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
         added (see the module docstring), and dropped again only if that build fails.
     required: raise ``ExtensionBuildError`` instead of warning and returning ``None``.
     cache_dir: parent of the build folders (default ``default_cache_dir()``).
+    title: what the one-line build notice calls the kernel (default ``name``).
     """
     srcs = [Path(s) for s in sources]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -124,6 +144,7 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
             raise ExtensionBuildError(str(cached))
         return None
     errors = []
+    announced = False
     for cflags, ldflags in _variants(extra_cflags):
         try:
             key = build_hash(name, srcs, cflags)
@@ -133,6 +154,10 @@ def load_cpp_extension(name: str, sources: Sequence[str | os.PathLike], extra_cf
         try:
             build_dir.mkdir(parents=True, exist_ok=True)
             from torch.utils.cpp_extension import load
+
+            if not announced and _built_library(build_dir, f"{name}_{key}") is None:
+                _build_notice(title or name, root)
+                announced = True
 
             # The hash is part of the module name so torch's in-process versioning never renames it.
             with _build_lock(build_dir):
@@ -167,12 +192,43 @@ def extension_status(name: str, sources: Sequence[str | os.PathLike], extra_cfla
         return "loaded"
     if isinstance(cached, Exception):
         return f"failed: {cached}"
+    try:
+        found = _find_build(name, srcs, extra_cflags, root)
+    except OSError as e:
+        return f"failed: cannot read sources ({e})"
+    if found is not None:
+        return f"built{' (OpenMP)' if found[1] else ', single-threaded'} (cache: {found[0]})"
+    return "not built (compiles on first use, about 30-40 s; rig info --build builds it now)"
+
+
+def _find_build(name: str, srcs: Sequence[Path], extra_cflags: Sequence[str], root: Path) -> tuple[Path, bool] | None:
+    """(build folder, built with OpenMP) of the variant already built on disk, or ``None``."""
     for cflags, _ in _variants(extra_cflags):
-        try:
-            key = build_hash(name, srcs, cflags)
-        except OSError as e:
-            return f"failed: cannot read sources ({e})"
+        key = build_hash(name, srcs, cflags)
         folder = root / f"{name}-{key}"
-        if any(folder.glob(f"{name}_{key}*.so")) or any(folder.glob(f"{name}_{key}*.pyd")):
-            return f"built{' (OpenMP)' if OPENMP_FLAGS[0] in cflags else ', single-threaded'} (cache: {folder})"
-    return "not built (compiles on first use, about 30-40 s)"
+        if _built_library(folder, f"{name}_{key}") is not None:
+            return folder, OPENMP_FLAGS[0] in cflags
+    return None
+
+
+def build_extension(name: str, sources: Sequence[str | os.PathLike], extra_cflags: Sequence[str] = DEFAULT_CFLAGS,
+                    cache_dir: str | os.PathLike | None = None, title: str | None = None) -> str:
+    """Build one extension ahead of its first use (``rig info --build``) and say how that went:
+    "cached (...)" (already built), "built in N s (...)", or "failed: ..." (the callers then run
+    their PyTorch reference path, as they would at first use)."""
+    srcs = [Path(s) for s in sources]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        before = _find_build(name, srcs, extra_cflags, root)
+    except OSError as e:
+        return f"failed: cannot read sources ({e}); the PyTorch reference path runs instead"
+    start = time.perf_counter()
+    try:
+        load_cpp_extension(name, srcs, extra_cflags, required=True, cache_dir=root, title=title)
+    except ExtensionBuildError as e:
+        return f"failed: {e}; the PyTorch reference path runs instead"
+    after = _find_build(name, srcs, extra_cflags, root)
+    where = f"{'OpenMP' if after[1] else 'single-threaded'}; cache: {after[0]}" if after is not None else f"cache: {root}"
+    if before is not None:
+        return f"cached ({where})"
+    return f"built in {time.perf_counter() - start:.0f} s ({where})"

@@ -1,9 +1,11 @@
 """What ``rig info`` reports: versions, devices, shipped checkpoints, face models, compiled kernels.
 
-Kernel hook: any module named in ``KERNEL_STATUS_MODULES`` may define
+Kernel hooks: any module named in ``KERNEL_STATUS_MODULES`` may define
 ``kernel_status() -> dict[str, str]`` mapping a kernel name to a short state ("built", "not built",
 "failed: ..."). It must answer from what is already on disk or in memory and never start a
-compile (``rig info`` has to stay instant). Modules that are missing or define no hook are skipped.
+compile (``rig info`` has to stay instant). ``build_kernels() -> dict[str, str]`` builds the
+module's kernels now and says how each went ("cached", "built in N s", "failed: ..."), for
+``rig info --build``. Modules that are missing or define no hook are skipped.
 """
 
 from __future__ import annotations
@@ -83,25 +85,37 @@ def cached_extension_builds() -> dict[str, str]:
     return {name: f"built (cache: {folder})" for name, (_, folder) in found.items()}
 
 
-def kernel_status() -> dict[str, str]:
-    """Builds found in the extension cache, overridden by the ``kernel_status()`` hooks of
-    ``KERNEL_STATUS_MODULES``."""
-    states: dict[str, str] = cached_extension_builds()
+def _call_hooks(hook_name: str) -> dict[str, str]:
+    """The merged answers of the ``hook_name`` hooks of ``KERNEL_STATUS_MODULES``."""
+    states: dict[str, str] = {}
     for name in KERNEL_STATUS_MODULES:
         try:
             module = importlib.import_module(name)
         except ImportError:
             continue
-        hook = getattr(module, "kernel_status", None)
+        hook = getattr(module, hook_name, None)
         if callable(hook):
             try:
                 states.update({str(k): str(v) for k, v in hook().items()})
             except Exception as e:  # noqa: BLE001 - a broken hook must not break `rig info`
-                states[name] = f"status hook failed: {type(e).__name__}: {e}"
+                states[name] = f"{hook_name} hook failed: {type(e).__name__}: {e}"
     return states
 
 
-def collect_info(face_model_specs: tuple[str, ...] = ("default",)) -> RigInfo:
+def kernel_status() -> dict[str, str]:
+    """Builds found in the extension cache, overridden by the ``kernel_status()`` hooks of
+    ``KERNEL_STATUS_MODULES``."""
+    return {**cached_extension_builds(), **_call_hooks("kernel_status")}
+
+
+def build_kernels() -> dict[str, str]:
+    """Build every kernel of ``KERNEL_STATUS_MODULES`` now (their ``build_kernels()`` hooks): kernel
+    name -> "cached (...)", "built in N s (...)" or "failed: ...; the PyTorch reference path runs instead"."""
+    return _call_hooks("build_kernels")
+
+
+def collect_info(face_model_specs: tuple[str, ...] = ("default",), build: bool = False) -> RigInfo:
+    """What ``rig info`` shows; ``build``: build the kernels first and report how each went."""
     import numpy
     import torch
 
@@ -115,7 +129,8 @@ def collect_info(face_model_specs: tuple[str, ...] = ("default",)) -> RigInfo:
         devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
     ckpt = checkpoints_dir()
     files = sorted((str(p.relative_to(ckpt)), p.stat().st_size) for p in ckpt.rglob("*") if p.is_file()) if ckpt.is_dir() else []
-    return RigInfo(versions, devices, str(ckpt), files, [summarize_face_model(s) for s in face_model_specs], kernel_status())
+    kernels = {**kernel_status(), **build_kernels()} if build else kernel_status()
+    return RigInfo(versions, devices, str(ckpt), files, [summarize_face_model(s) for s in face_model_specs], kernels)
 
 
 def format_bytes(n: int) -> str:

@@ -81,3 +81,7 @@ def test_sigkill_during_a_first_use_build_does_not_block_the_next_run(tmp_path):
     second = subprocess.run([sys.executable, "-c", _BUILD, str(src), str(cache)], capture_output=True, timeout=900)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
     assert second.stdout.decode().strip().endswith("42")
+    # The killed build left no library, so this run compiled, and said so first; a third finds it built.
+    assert f"rig: building the rig_killtest kernel once (~30 s); cached in {cache}" in second.stderr.decode()
+    third = subprocess.run([sys.executable, "-c", _BUILD, str(src), str(cache)], capture_output=True, timeout=300)
+    assert third.returncode == 0 and "building" not in third.stderr.decode()

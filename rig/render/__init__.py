@@ -23,6 +23,14 @@ def kernel_status() -> dict[str, str]:
     return {KERNEL_NAME: extension_status(KERNEL_NAME, [KERNEL_SOURCE])}
 
 
+def build_kernels() -> dict[str, str]:
+    """``rig info --build`` hook: build the C++ rasterizer now (or find it built)."""
+    from rig._ext import build_extension
+    from rig.render.rasterize_cpp import KERNEL_NAME, KERNEL_SOURCE, KERNEL_TITLE
+
+    return {KERNEL_NAME: build_extension(KERNEL_NAME, [KERNEL_SOURCE], title=KERNEL_TITLE)}
+
+
 __all__ = [
     "OrthographicCamera", "PerspectiveCamera", "Projection", "frame_head", "intrinsics_from_fov", "look_at",
     "Fragments", "RasterSettings", "barycentrics_from_faces", "interpolate", "rasterize", "antialias",

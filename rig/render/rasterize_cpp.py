@@ -11,11 +11,12 @@ from rig._ext import load_cpp_extension
 
 KERNEL_SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize.cpp"
 KERNEL_NAME = "rig_rasterize_cpp"
+KERNEL_TITLE = "C++ rasterizer"
 
 
 def load_kernel(required: bool = False) -> ModuleType | None:
     """The compiled kernel module, or ``None`` (after one warning) if it cannot be built."""
-    return load_cpp_extension(KERNEL_NAME, [KERNEL_SOURCE], required=required)
+    return load_cpp_extension(KERNEL_NAME, [KERNEL_SOURCE], required=required, title=KERNEL_TITLE)
 
 
 def rasterize_visibility_cpp(ext: ModuleType, screen: torch.Tensor, faces: torch.Tensor, settings):

@@ -50,6 +50,7 @@ def apply_epilogue(x: torch.Tensor, epilogue: Epilogue | None) -> torch.Tensor:
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fir_epilogue.cpp"
 CFLAGS = ("-O3", "-march=native", "-fno-fast-math")
 KERNEL_NAME = "rig_sg2_fir_epilogue"
+KERNEL_TITLE = "fused StyleGAN2 resample + epilogue"
 _ACT_CODES = {"linear": 0, "lrelu": 1}
 
 
@@ -58,7 +59,7 @@ def fused_extension(source: str = str(_SOURCE), cache_dir: str | None = None) ->
     """The compiled extension, or None (with a RuntimeWarning) when it cannot be built. Cached per process."""
     from rig._ext import load_cpp_extension
 
-    return load_cpp_extension(KERNEL_NAME, [source], extra_cflags=CFLAGS, cache_dir=cache_dir)
+    return load_cpp_extension(KERNEL_NAME, [source], extra_cflags=CFLAGS, cache_dir=cache_dir, title=KERNEL_TITLE)
 
 
 def fir_epilogue_ref(x, fy, fx, up=1, down=1, padding=(0, 0, 0, 0), scale=None, noise=None, bias=None,
