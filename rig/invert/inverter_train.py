@@ -30,7 +30,7 @@ from rig.errors import InputError
 from rig.invert.inverter import Inverter, InverterConfig, save_inverter
 from rig.invert.losses import EncoderTerms, ms_ssim
 from rig.io.atomic import atomic_path
-from rig.io.run_log import append_log_line, plot_losses
+from rig.io.run_log import end_step, plot_losses
 
 PHASES = ("latent", "image")
 
@@ -72,6 +72,34 @@ class _State:
     phase: str = "latent"
     step: int = 0
     elapsed_s: float = 0.0
+
+
+SNAPSHOT_KEYS = ("net", "opt", "phase", "step", "elapsed_s", "config")
+
+
+def snapshot_state(net: Inverter, opt: torch.optim.Optimizer, state: _State, config_text: str) -> dict:
+    """What ``snapshot.pt`` holds (``SNAPSHOT_KEYS``): the inverter's and Adam's state dicts, the phase /
+    step / elapsed seconds and the run's settings as sorted JSON text."""
+    return {"net": net.state_dict(), "opt": opt.state_dict(), "phase": state.phase, "step": state.step,
+            "elapsed_s": state.elapsed_s, "config": config_text}
+
+
+def restore_snapshot(path: str | os.PathLike, net: Inverter, opt: torch.optim.Optimizer, config_text: str) -> _State:
+    """Load ``snapshot.pt`` into this run's freshly built inverter and optimiser; return the progress.
+    Every tensor is checked against them first (``rig.io.torch_snapshot``): a malformed file is a
+    ``CheckpointError`` naming it, a snapshot of other settings an ``InputError``."""
+    from rig.io.torch_snapshot import (load_module_state, load_optimizer_state, read_torch_snapshot,
+                                       snapshot_float, snapshot_int, snapshot_str)
+
+    label = str(path)
+    snap = read_torch_snapshot(path, SNAPSHOT_KEYS, "inverter training snapshot")
+    if snap["config"] != config_text:
+        raise InputError(f"{label}: the snapshot was trained with other settings; resume with the same ones")
+    state = _State(snapshot_str(snap, "phase", label, PHASES + ("done",)), snapshot_int(snap, "step", label),
+                   snapshot_float(snap, "elapsed_s", label))
+    load_module_state(net, snap["net"], label, "net")
+    load_optimizer_state(opt, snap["opt"], label, "opt")
+    return state
 
 
 def sample_pairs(G, n: int, g: torch.Generator, mix_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,20 +178,14 @@ def train_inverter(network: str, out_dir: str | os.PathLike, cfg: InverterTrainC
     state = _State()
     cfg_text = json.dumps({"train": cfg.to_json(), "arch": dataclasses.asdict(arch), "world": str(world_dir)}, sort_keys=True)
     if resume:
-        snap = torch.load(snap_path, weights_only=True)
-        if snap.get("config") != cfg_text:
-            raise InputError(f"{run}: the snapshot was trained with other settings; resume with the same ones")
-        net.load_state_dict(snap["net"])
-        opt.load_state_dict(snap["opt"])
-        state = _State(str(snap["phase"]), int(snap["step"]), float(snap["elapsed_s"]))
+        state = restore_snapshot(snap_path, net, opt, cfg_text)
     t_start = time.perf_counter() - state.elapsed_s
     last_snap = time.perf_counter()
 
     def snapshot() -> None:
         state.elapsed_s = time.perf_counter() - t_start
         with atomic_path(snap_path, suffix=".pt") as tmp:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "phase": state.phase, "step": state.step,
-                        "elapsed_s": state.elapsed_s, "config": cfg_text}, tmp)
+            torch.save(snapshot_state(net, opt, state, cfg_text), tmp)
         plot_losses(run, PHASES)
 
     weights = {"latent": cfg.w_latent, "pixel": cfg.w_pixel, "ssim": cfg.w_ssim, "feature": cfg.w_feature,
@@ -200,14 +222,7 @@ def train_inverter(network: str, out_dir: str | os.PathLike, cfg: InverterTrainC
             loss.backward()
             opt.step()
             record = {k: v.item() for k, v in losses.items()}
-            if not all(math.isfinite(v) for v in record.values()):
-                raise InputError(f"{run}: training diverged at {phase} step {state.step} ({record})")
-            state.step += 1
-            bar.update(1)
-            if state.step % 25 == 0 or state.step == n_steps:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
-                append_log_line(run / "log.jsonl", {"phase": phase, "step": state.step,
-                                                    "time": round(time.perf_counter() - t_start, 1), **record})
+            end_step(run, phase, state, n_steps, record, bar, t_start)
             if time.perf_counter() - last_snap > cfg.snapshot_s:
                 snapshot()
                 last_snap = time.perf_counter()

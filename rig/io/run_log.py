@@ -7,15 +7,35 @@ log scale, a line per term. Used by ``rig train rignet`` and ``rig train inverte
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 
+from rig.errors import InputError
 from rig.io.atomic import atomic_path
+
+LOG_EVERY = 25  # steps between log lines (and the last step of a phase)
 
 
 def append_log_line(path: Path, record: dict) -> None:
     """Append one JSON record to a ``log.jsonl``."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def end_step(run: Path, phase: str, state, n_steps: int, record: dict[str, float], bar, t_start: float) -> None:
+    """The bookkeeping after one optimiser step of a training run: refuse non-finite losses (the run
+    diverged), count the step in ``state.step``, and every ``LOG_EVERY`` steps (and at a phase's last)
+    show ``record`` on the progress ``bar`` and append it to ``run/log.jsonl`` with the elapsed seconds
+    since ``t_start`` (``time.perf_counter`` clock)."""
+    if not all(math.isfinite(v) for v in record.values()):
+        raise InputError(f"{run}: training diverged at {phase} step {state.step} ({record})")
+    state.step += 1
+    bar.update(1)
+    if state.step % LOG_EVERY == 0 or state.step == n_steps:
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
+        append_log_line(run / "log.jsonl", {"phase": phase, "step": state.step,
+                                            "time": round(time.perf_counter() - t_start, 1), **record})
 
 
 def plot_losses(run: Path, phases: tuple[str, ...]) -> None:

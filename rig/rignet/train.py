@@ -17,15 +17,15 @@ Three phases, each resumable from the run folder's snapshot:
    the edit loss on the labeler's reading of ``G(w')`` itself, plus (``w_appearance``) the colour
    statistics of ``G(w')`` against ``G(w)`` (``colour_statistics``: hair, skin tone, background).
 
-The run folder holds ``snapshot.pt`` (written atomically every ``snapshot_s`` seconds, read back with
-``weights_only=True``), ``log.jsonl`` (losses), ``losses.png`` and, at the end, ``rignet.safetensors``.
+The run folder holds ``snapshot.pt`` (written atomically every ``snapshot_s`` seconds, read back by
+``restore_snapshot`` with ``weights_only=True`` and every tensor checked against the run's networks),
+``log.jsonl`` (losses), ``losses.png`` and, at the end, ``rignet.safetensors``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ import torch
 
 from rig.errors import InputError
 from rig.io.atomic import atomic_path
-from rig.io.run_log import append_log_line, plot_losses
+from rig.io.run_log import end_step, plot_losses
 from rig.rignet.controls import GROUPS, ControlSpace, space_from_readings
 from rig.rignet.model import ParamReader, RigNet, RigNetConfig
 
@@ -229,6 +229,41 @@ class TrainState:
     elapsed_s: float = 0.0
 
 
+SNAPSHOT_KEYS = ("reader", "rignet", "opt_f", "opt_r", "phase", "step", "elapsed_s", "config")
+
+
+def snapshot_state(reader: ParamReader, net: RigNet, opt_f: torch.optim.Optimizer, opt_r: torch.optim.Optimizer,
+                   state: TrainState, config_text: str) -> dict:
+    """What ``snapshot.pt`` holds (``SNAPSHOT_KEYS``): F's and RigNet's state dicts, both Adam states,
+    the phase / step / elapsed seconds and the run's settings as sorted JSON text."""
+    return {"reader": reader.state_dict(), "rignet": net.state_dict(), "opt_f": opt_f.state_dict(),
+            "opt_r": opt_r.state_dict(), "phase": state.phase, "step": state.step, "elapsed_s": state.elapsed_s,
+            "config": config_text}
+
+
+def restore_snapshot(path: str | os.PathLike, reader: ParamReader, net: RigNet, opt_f: torch.optim.Optimizer,
+                     opt_r: torch.optim.Optimizer, config_text: str) -> TrainState:
+    """Load ``snapshot.pt`` into this run's freshly built F, RigNet and optimisers; return the progress.
+
+    Every tensor is checked against the modules built from the run's config before anything is
+    loaded (``rig.io.torch_snapshot``): a malformed file is a ``CheckpointError`` naming it, a snapshot
+    of other settings an ``InputError``."""
+    from rig.io.torch_snapshot import (load_module_state, load_optimizer_state, read_torch_snapshot,
+                                       snapshot_float, snapshot_int, snapshot_str)
+
+    label = str(path)
+    snap = read_torch_snapshot(path, SNAPSHOT_KEYS, "RigNet training snapshot")
+    if snap["config"] != config_text:
+        raise InputError(f"{label}: the snapshot was trained with other settings; resume with the same ones")
+    state = TrainState(snapshot_str(snap, "phase", label, _ORDER), snapshot_int(snap, "step", label),
+                       snapshot_float(snap, "elapsed_s", label))
+    load_module_state(reader, snap["reader"], label, "reader")
+    load_module_state(net, snap["rignet"], label, "rignet")
+    load_optimizer_state(opt_f, snap["opt_f"], label, "opt_f")
+    load_optimizer_state(opt_r, snap["opt_r"], label, "opt_r")
+    return state
+
+
 def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  cfg: RigNetTrainConfig = RigNetTrainConfig(), resume: bool = False, progress: bool = True,
                  init: str | os.PathLike | None = None) -> Path:
@@ -304,14 +339,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
     opt_r = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     state = TrainState()
     if resume:
-        snap = torch.load(snap_path, weights_only=True)
-        if snap.get("config") != json.dumps(cfg.to_json(), sort_keys=True):
-            raise InputError(f"{run}: the snapshot was trained with other settings; resume with the same ones")
-        reader.load_state_dict(snap["reader"])
-        net.load_state_dict(snap["rignet"])
-        opt_f.load_state_dict(snap["opt_f"])
-        opt_r.load_state_dict(snap["opt_r"])
-        state = TrainState(str(snap["phase"]), int(snap["step"]), float(snap["elapsed_s"]))
+        state = restore_snapshot(snap_path, reader, net, opt_f, opt_r, json.dumps(cfg.to_json(), sort_keys=True))
     batches = _Batches(len(keep), cfg.seed)
     active = space.active
     w_var = ws_all.var(0).mean().item()
@@ -321,9 +349,8 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
     def snapshot() -> None:
         state.elapsed_s = time.perf_counter() - t_start
         with atomic_path(snap_path, suffix=".pt") as tmp:
-            torch.save({"reader": reader.state_dict(), "rignet": net.state_dict(), "opt_f": opt_f.state_dict(),
-                        "opt_r": opt_r.state_dict(), "phase": state.phase, "step": state.step,
-                        "elapsed_s": state.elapsed_s, "config": json.dumps(cfg.to_json(), sort_keys=True)}, tmp)
+            torch.save(snapshot_state(reader, net, opt_f, opt_r, state, json.dumps(cfg.to_json(), sort_keys=True)),
+                       tmp)
         plot_losses(run, PHASES)
 
     def landmark_term(dq: torch.Tensor, base_q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -396,14 +423,7 @@ def train_rignet(network: str, labels_dir: str | os.PathLike, out_dir: str | os.
                 loss.backward()
                 opt_r.step()
                 record = {k: v.item() for k, v in losses.items()}
-            if not all(math.isfinite(v) for v in record.values()):
-                raise InputError(f"{run}: training diverged at {phase} step {state.step} ({record})")
-            state.step += 1
-            bar.update(1)
-            if state.step % 25 == 0 or state.step == n_steps:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()})
-                append_log_line(run / "log.jsonl", {"phase": phase, "step": state.step,
-                                              "time": round(time.perf_counter() - t_start, 1), **record})
+            end_step(run, phase, state, n_steps, record, bar, t_start)
             if time.perf_counter() - last_snap > cfg.snapshot_s:
                 snapshot()
                 last_snap = time.perf_counter()

@@ -26,3 +26,14 @@ def tiny_inverter(tiny_generator_file, tmp_path_factory):
     out = train_inverter(str(tiny_generator_file), run, cfg, progress=False)
     log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
     return out, log
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """16 renders of the default world at the tiny generator's 16 px (a folder ``rig world sample`` writes)."""
+    from rig.world.config import WorldConfig
+    from rig.world.sampler import sample_world
+
+    out = tmp_path_factory.mktemp("tiny_world") / "world16"
+    sample_world(out, 16, 3, WorldConfig(resolution=16), shard_size=8, progress=False)
+    return out

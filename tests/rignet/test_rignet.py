@@ -256,21 +256,21 @@ def test_training_resumes_to_the_same_result(tiny_generator_file, tiny_labels, t
     full = RigNetTrainConfig(reader_steps=40, steps=40, **base)
     a = load_rignet(train_rignet(str(tiny_generator_file), tiny_labels, tmp_path / "a", full, progress=False))
     # Stop after the reader phase (same settings, the run interrupted), then resume.
-    import rig.rignet.train as tr
+    import rig.io.run_log as run_log
 
-    real = tr.append_log_line
+    real = run_log.append_log_line
 
     def stop_in_rignet(path, record):
         real(path, record)
         if record["phase"] == "rignet" and record["step"] >= 25:
             raise KeyboardInterrupt
 
-    tr.append_log_line = stop_in_rignet
+    run_log.append_log_line = stop_in_rignet
     try:
         with pytest.raises(KeyboardInterrupt):
             train_rignet(str(tiny_generator_file), tiny_labels, tmp_path / "b", full, progress=False)
     finally:
-        tr.append_log_line = real
+        run_log.append_log_line = real
     b = load_rignet(train_rignet(str(tiny_generator_file), tiny_labels, tmp_path / "b", full, resume=True,
                                  progress=False))
     for k, v in a.rignet.state_dict().items():

@@ -65,9 +65,15 @@ class ImageStream:
         return {"epoch": self.epoch, "position": self.position}
 
     def load_state(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
-        self._order = self._epoch_order(self.epoch)
+        """Restore ``state()``; ``ValueError`` unless epoch is an integer in 0..2^40 and position one
+        in 0..the epoch's length (the state comes from a snapshot file)."""
+        epoch, position = state["epoch"], state["position"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, position)) or not 0 <= epoch <= 1 << 40:
+            raise ValueError(f"data-order state {{epoch: {epoch!r:.40}, position: {position!r:.40}}} is not two integers")
+        order = self._epoch_order(epoch)
+        if not 0 <= position <= len(order):
+            raise ValueError(f"data-order position {position} is outside the epoch's 0..{len(order)}")
+        self.epoch, self.position, self._order = epoch, position, order
 
 
 def mirrored_classes(class_names) -> torch.Tensor:

@@ -45,8 +45,10 @@ from rig.stylegan2.training.data import ImageStream, mirrored_classes
 from rig.stylegan2.training.ema import ema_beta, update_ema
 from rig.stylegan2.training.reading_d import ReadingDiscriminator, read_images
 from rig.stylegan2.training.report import save_grid, save_loss_plot
+from rig.io.torch_snapshot import check_tensor, snapshot_float, snapshot_int
 from rig.stylegan2.training.snapshot import (
     Snapshot,
+    config_from_snapshot,
     latest_snapshot,
     pack_module,
     pack_optimizer,
@@ -309,7 +311,7 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"{run_dir}: no snapshot to resume from")
         snap = read_snapshot(path)
-        cfg = TrainConfig.from_json(snap.meta["config"])
+        cfg = config_from_snapshot(snap.meta, str(path))
         if changes:
             cfg = cfg.replace(**changes)
         trainer = cls(cfg, images, run_dir, **kw)
@@ -353,16 +355,24 @@ class Trainer:
                 unpack_module(prefix, module, t, src)
             for prefix, opt in self._optimizers():
                 unpack_optimizer(prefix, opt, t, snap.meta[f"{prefix}_groups"], src)
+            for name in ("rng.latent", "rng.noise"):
+                if t[name].dtype != torch.uint8 or t[name].ndim != 1:
+                    raise ValueError(f"'{name}' is not a generator state (uint8 vector)")
             self.latent_gen.set_state(t["rng.latent"])
             self.noise_gen.set_state(t["rng.noise"])
-            self.pl_mean = t["pl_mean"].clone()
+            self.pl_mean = check_tensor(t["pl_mean"], src, "'pl_mean'", (), torch.float32).clone()
             self.stream.load_state(snap.meta["stream"])
-            self.nimg = int(snap.meta["nimg"])
-            self.step = int(snap.meta["step"])
+            self.nimg = snapshot_int(snap.meta, "nimg", src)
+            self.step = snapshot_int(snap.meta, "step", src)
+            history = snap.meta.get("history", [])
+            if not isinstance(history, list) or not all(
+                    isinstance(h, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in h.values()) for h in history):
+                raise ValueError("'history' is not a list of {name: number} entries")
+            self.history = list(history)
+            self.wall_seconds = snapshot_float(dict(wall_seconds=snap.meta.get("wall_seconds", 0.0)), "wall_seconds", src)
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{src}: incomplete training snapshot ({e})") from None
-        self.history = list(snap.meta.get("history", []))
-        self.wall_seconds = float(snap.meta.get("wall_seconds", 0.0))
+            raise CheckpointError(f"{src}: incomplete training snapshot ({str(e)[:200]})") from None
 
     def save_snapshot(self) -> Path:
         """Write the resumable state, a sample grid and the loss plot; return the snapshot's JSON path."""

@@ -9,19 +9,22 @@ complete, so a run killed mid-write resumes from the previous one. Only the newe
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from rig.errors import CheckpointError
+from rig.errors import CheckpointError, InputError
 from rig.io.atomic import atomic_path, write_text_atomic
+from rig.io.guard import untrusted
 from rig.io.tagged_json import read_tagged_json
+from rig.io.torch_snapshot import MAX_SNAPSHOT_BYTES, check_adam_state, check_state_dict
 
 SNAPSHOT_FORMAT = "rig.train_snapshot"
 SNAPSHOT_VERSION = 1
@@ -81,13 +84,66 @@ def read_snapshot(path: str | os.PathLike) -> Snapshot:
     path = Path(path).with_suffix(".json")
     meta = read_snapshot_meta(path)
     blob = path.with_suffix(".safetensors")
+    if not blob.is_file():
+        raise CheckpointError(f"{blob}: snapshot tensors missing")
+    if blob.stat().st_size > MAX_SNAPSHOT_BYTES:
+        raise CheckpointError(f"{blob}: {blob.stat().st_size} bytes is more than rig reads from a snapshot")
     try:
         tensors = load_file(str(blob))
-    except FileNotFoundError:
-        raise CheckpointError(f"{blob}: snapshot tensors missing") from None
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{blob}: unreadable snapshot tensors ({e})") from None
+    except Exception as e:  # noqa: BLE001 - the safetensors parser's errors (SafetensorError, ...) and OS errors
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{blob}: unreadable snapshot tensors ({detail})") from None
     return Snapshot(tensors, meta, path)
+
+
+# Upper bounds on the sizes a snapshot's config may ask for (NVIDIA's largest StyleGAN2 configs fit), so a
+# damaged number cannot make the trainer build networks the size of memory before any tensor is compared.
+_CONFIG_BOUNDS = {"resolution": 1024, "z_dim": 1024, "w_dim": 1024, "mapping_layers": 16, "channel_base": 1 << 16,
+                  "channel_max": 512, "mbstd_group": 64, "batch": 1024, "pl_batch_shrink": 1024, "grid_size": 256,
+                  "keep_snapshots": 10_000, "r1_interval": 1 << 20, "pl_interval": 1 << 20, "threads": 1024}
+_MAX_ABS = 1e15
+
+
+def _field_ok(kind: str, value: Any) -> bool:
+    """Whether a JSON value fits a ``TrainConfig`` field annotated ``kind`` (e.g. 'int', 'float | None')."""
+    if value is None:
+        return "None" in kind
+    if kind.startswith("tuple"):
+        return isinstance(value, list) and len(value) <= 1024
+    if isinstance(value, bool) or kind.startswith("bool"):
+        return kind.startswith("bool") and isinstance(value, bool)
+    if kind.startswith("int"):
+        return isinstance(value, int) and abs(value) <= _MAX_ABS
+    if kind.startswith("float"):
+        return isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= _MAX_ABS
+    if kind.startswith("str"):
+        return isinstance(value, str) and len(value) <= 4096
+    return False
+
+
+def config_from_snapshot(meta: dict[str, Any], label: str):
+    """The ``TrainConfig`` a snapshot's JSON holds, every field type-checked and the network sizes
+    bounded (``_CONFIG_BOUNDS``) before ``TrainConfig.from_json``; ``CheckpointError`` naming ``label``."""
+    from rig.stylegan2.training.config import TrainConfig
+
+    raw = meta.get("config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{label}: snapshot has no config")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        if not _field_ok(str(f.type), value):
+            raise CheckpointError(f"{label}: config {f.name} is {repr(value)[:60]}, not a {f.type}")
+        if f.name in _CONFIG_BOUNDS and value is not None and not 0 <= value <= _CONFIG_BOUNDS[f.name]:
+            raise CheckpointError(f"{label}: config {f.name} {value} out of range (0..{_CONFIG_BOUNDS[f.name]})")
+    try:
+        with untrusted(label, CheckpointError, "unusable config in the training snapshot"):
+            return TrainConfig.from_json(raw)
+    except CheckpointError:
+        raise
+    except InputError as e:  # TrainConfig.validate's message, said of this file
+        raise CheckpointError(f"{label}: {e}") from None
 
 
 # ---------------------------------------------------------------- packing helpers
@@ -101,6 +157,7 @@ def pack_module(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]
 def unpack_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Load the '<prefix>.*' entries into ``module`` (strict: every name must match)."""
     state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    check_state_dict(module, state, source, prefix)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -123,9 +180,13 @@ def unpack_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str,
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "."):
-            idx, key = name[len(prefix) + 1:].split(".", 1)
+            idx, _, key = name[len(prefix) + 1:].partition(".")
+            if not idx.isdigit() or len(idx) > 9 or not key:
+                raise CheckpointError(f"{source}: tensor name {name[:60]!r} is not '{prefix}.<index>.<key>'")
             state.setdefault(int(idx), {})[key] = value.clone()
+    sd = {"state": state, "param_groups": groups}
+    check_adam_state(opt, sd, source, prefix)
     try:
-        opt.load_state_dict({"state": state, "param_groups": groups})
+        opt.load_state_dict(sd)
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"{source}: '{prefix}' optimiser state does not fit ({e})") from None
