@@ -6,11 +6,14 @@ Layout of a dataset folder::
     DIR/shard-00000/00000000.png     RGB uint8 images, named by their global index
     DIR/shard-00000/params.npz       every per-image parameter, stacked along axis 0 in file order
 
-``params.npz`` holds plain arrays only (read with ``allow_pickle=False``); its key ``index`` (n,) int64
-names the images, and any other key (rig parameters, ``landmarks_2d`` (n, 68, 2) in pixels, lighting,
+``params.npz`` holds plain numeric arrays only (read with ``rig.io.npy.read_npz``: sizes, dtypes and
+byte counts checked before anything is allocated); its key ``index`` (n,) int64 names the images, and any other key (rig parameters, ``landmarks_2d`` (n, 68, 2) in pixels, lighting,
 albedo / hair / background choices, ``seed``) has the same leading length. The params file is written
 last and atomically, so a shard counts as finished exactly when it exists; an interrupted sampler
 resumes by redoing the unfinished shards.
+
+Every file of a dataset is treated as untrusted: a malformed ``dataset.json``, ``params.npz`` or
+image is an ``InputError`` naming it.
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rig.errors import InputError
+from rig.errors import CheckpointError, InputError
 from rig.io.atomic import atomic_path, write_text_atomic
+from rig.io.guard import DATA_ERRORS
+from rig.io.npy import read_npz
 from rig.io.tagged_json import read_tagged_json
 
 DATASET_FORMAT = "rig.world_dataset"
 DATASET_VERSION = 1
 PARAMS_FILE = "params.npz"
 INFO_FILE = "dataset.json"
+MAX_RESOLUTION = 4096
+MAX_PARAMS_BYTES = 1 << 30
 
 
 def shard_path(root: str | os.PathLike, shard: int) -> Path:
@@ -56,7 +63,18 @@ def write_info(root: str | os.PathLike, info: dict[str, Any]) -> None:
 
 
 def read_info(root: str | os.PathLike) -> dict[str, Any]:
-    return read_tagged_json(Path(root) / INFO_FILE, DATASET_FORMAT, DATASET_VERSION, "rig world dataset description")
+    """``dataset.json`` of ``root``, checked: 'resolution' a power of two in 8..4096, 'expression_names' /
+    'preset_names' (where present) lists of strings. ``InputError`` naming the file otherwise."""
+    path = Path(root) / INFO_FILE
+    info = read_tagged_json(path, DATASET_FORMAT, DATASET_VERSION, "rig world dataset description")
+    res = info.get("resolution")
+    if (not isinstance(res, int) or isinstance(res, bool) or not 8 <= res <= MAX_RESOLUTION or res & (res - 1)):
+        raise InputError(f"{path}: resolution {repr(res)[:40]} is not a power of two in 8..{MAX_RESOLUTION}")
+    for key in ("expression_names", "preset_names"):
+        names = info.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"{path}: '{key}' is not a list of names")
+    return info
 
 
 def write_shard(root: str | os.PathLike, shard: int, images: np.ndarray, indices: np.ndarray,
@@ -84,17 +102,23 @@ def write_shard(root: str | os.PathLike, shard: int, images: np.ndarray, indices
 
 
 def _read_params(path: Path) -> dict[str, np.ndarray]:
+    """One shard's parameter table: name -> (n, ...) numeric array, 'index' (n,) non-negative integers.
+    Non-finite values and ragged tables are ``InputError``s naming ``path``."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: unreadable shard parameter file ({e})") from None
-    if "index" not in arrays:
+        arrays = read_npz(path, max_bytes=MAX_PARAMS_BYTES)
+    except CheckpointError as e:  # a dataset is not a model: same message, the input error type
+        raise InputError(f"{e} (shard parameter file)") from None
+    index = arrays.get("index")
+    if index is None:
         raise InputError(f"{path}: shard parameter file has no 'index' array")
-    n = len(arrays["index"])
+    if index.ndim != 1 or index.dtype.kind not in "iu" or (index.size and int(index.min()) < 0):
+        raise InputError(f"{path}: 'index' must be (n,) non-negative integers, got {index.shape} {index.dtype}")
+    n = len(index)
     for k, v in arrays.items():
         if v.shape[:1] != (n,):
             raise InputError(f"{path}: '{k}' has shape {v.shape}, expected leading length {n}")
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise InputError(f"{path}: '{k}' holds NaN or infinite values")
     return arrays
 
 
@@ -118,6 +142,11 @@ class WorldDataset(torch.utils.data.Dataset):
         for p, t in zip(shards, tables):
             if set(t) != common:
                 raise InputError(f"{p / PARAMS_FILE}: parameter keys {sorted(t)} differ from the first shard's {sorted(common)}")
+            for k in common:
+                first = tables[0][k]
+                if t[k].shape[1:] != first.shape[1:] or t[k].dtype.kind != first.dtype.kind:
+                    raise InputError(f"{p / PARAMS_FILE}: '{k}' is {t[k].shape[1:]} {t[k].dtype} per image, "
+                                     f"the first shard's is {first.shape[1:]} {first.dtype}")
         self.params: dict[str, np.ndarray] = {k: np.concatenate([t[k] for t in tables]) for k in sorted(common)}
         self.paths = [p / image_name(int(i)) for p, t in zip(shards, tables) for i in t["index"]]
         self.keys = sorted(common - {"index"}) if keys is None else list(keys)
@@ -133,9 +162,13 @@ class WorldDataset(torch.utils.data.Dataset):
         path = self.paths[i]
         try:
             with Image.open(path) as im:
+                if im.size != (self.resolution, self.resolution):  # from the header, before decoding
+                    raise InputError(f"{path}: image is {im.width}x{im.height}, dataset resolution is {self.resolution}")
                 arr = np.asarray(im.convert("RGB"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"{path}: unreadable dataset image ({e})") from None
+        except InputError:
+            raise
+        except DATA_ERRORS + (SyntaxError, Image.DecompressionBombError) as e:
+            raise InputError(f"{path}: unreadable dataset image ({type(e).__name__}: {str(e)[:160]})") from None
         if arr.shape != (self.resolution, self.resolution, 3):
             raise InputError(f"{path}: image is {arr.shape[1]}x{arr.shape[0]}, dataset resolution is {self.resolution}")
         return arr

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+SHARED_FIXTURES = Path(os.environ.get("RIG_SHARED_FIXTURES") or REPO.parent / "shared" / "fixtures")  # as tests/conftest.py
 _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 28, 1 << 40)
 
 
@@ -249,6 +249,198 @@ def _load_track(path: Path):
     return load_track_params(path, _TrackModelSize())
 
 
+class _WorldCase:
+    """A loader of a world dataset folder (``rig world sample``) one of whose files is the (mutated)
+    case: ``dataset.json`` or shard 0's ``params.npz``; the other files are the seed's. Opens the
+    dataset and reads every image, as ``rig train`` does."""
+
+    def __init__(self, files: dict[str, bytes], case_name: str):
+        self.files, self.case_name = files, case_name
+
+    def __call__(self, path: Path):
+        from rig.world.dataset import WorldDataset
+
+        root = path.with_name("world")
+        for name, data in self.files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(path.read_bytes() if name == self.case_name else data)
+        ds = WorldDataset(root)
+        return ds.load_images(progress=False)
+
+
+class _WorldMembersCase(_WorldCase):
+    """``_WorldCase`` whose case is the members of ``params.npz``, re-zipped with valid CRCs first."""
+
+    def __call__(self, path: Path):
+        rezipped = _rezip(path)
+        return super().__call__(rezipped)
+
+
+def _world_families(workdir: Path) -> list[Family]:
+    """A 3-image, 64 px world dataset drawn by ``rig.world.sampler.sample_world`` (the writer itself):
+    its ``dataset.json``, its shard's ``params.npz`` as bytes and with its members re-zipped."""
+    from rig.world.sampler import sample_world
+
+    root = workdir / "seed_world"
+    if not (root / "shard-00000" / "params.npz").is_file():
+        sample_world(root, n=3, seed=0, shard_size=3, progress=False)
+    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    info, params = "dataset.json", "shard-00000/params.npz"
+    return [Family("world_info_json", files[info], "dataset.json", _WorldCase(files, info)),
+            Family("world_params_npz", files[params], "params.npz", _WorldCase(files, params)),
+            Family("world_params_members", _unzipped(files[params]), "params.members",
+                   _WorldMembersCase(files, params))]
+
+
+class _RigNetRun:
+    """A small F + RigNet (6 W+ layers of 32) with their Adam states after one step, built the same way
+    (seeded) in the writer and in every fuzz worker: what ``rig train rignet --resume`` restores into."""
+
+    CONFIG = '{"fuzz": "rignet"}'
+
+    def __init__(self):
+        import numpy as np
+        import torch
+
+        from rig.rignet.controls import encoder_control_names, space_from_readings
+        from rig.rignet.model import ParamReader, RigNet, RigNetConfig
+
+        torch.manual_seed(0)
+        names = encoder_control_names(("eyeBlinkLeft", "jawOpen"))
+        space = space_from_readings(names, np.random.default_rng(0).normal(0, 0.1, (50, len(names))))
+        self.reader = ParamReader(6, 32, space.size, hidden=32, per_layer=8)
+        self.net = RigNet(6, 32, space, RigNetConfig(code_dim=8, hidden=32))
+        self.opt_f = torch.optim.Adam(self.reader.parameters(), lr=1e-3)
+        self.opt_r = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.space = space
+
+    def seed_bytes(self) -> bytes:
+        import io
+
+        import torch
+
+        from rig.rignet.train import TrainState, snapshot_state
+
+        ws = torch.randn(4, 6, 32, generator=torch.Generator().manual_seed(1))
+        q = torch.randn(4, self.space.size, generator=torch.Generator().manual_seed(2))
+        for opt, loss in ((self.opt_f, self.reader(ws).square().mean()),
+                          (self.opt_r, self.net(ws, q, q.flip(0)).square().mean())):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        buf = io.BytesIO()
+        torch.save(snapshot_state(self.reader, self.net, self.opt_f, self.opt_r, TrainState("rignet", 3, 1.5),
+                                  self.CONFIG), buf)
+        return buf.getvalue()
+
+
+class _InverterRun:
+    """A small inverter (32 px input, widths 8-16) and its Adam state after one step."""
+
+    CONFIG = '{"fuzz": "inverter"}'
+
+    def __init__(self):
+        import torch
+
+        from rig.invert.inverter import Inverter, InverterConfig
+
+        torch.manual_seed(0)
+        self.net = Inverter(InverterConfig(6, 32, input_size=32, widths=(8, 8, 16, 16), hidden=32))
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, betas=(0.9, 0.99))
+
+    def seed_bytes(self) -> bytes:
+        import io
+
+        import torch
+
+        from rig.invert.inverter_train import _State, snapshot_state
+
+        x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        self.opt.zero_grad()
+        self.net(x).square().mean().backward()
+        self.opt.step()
+        buf = io.BytesIO()
+        torch.save(snapshot_state(self.net, self.opt, _State("image", 5, 2.5), self.CONFIG), buf)
+        return buf.getvalue()
+
+
+class _RestoreRigNet:
+    """``rig.rignet.train.restore_snapshot`` of the case into a fresh ``_RigNetRun`` (built once per worker)."""
+
+    run = None
+
+    def __call__(self, path: Path):
+        from rig.rignet.train import restore_snapshot
+
+        if self.run is None:
+            self.run = _RigNetRun()
+        r = self.run
+        return restore_snapshot(path, r.reader, r.net, r.opt_f, r.opt_r, r.CONFIG)
+
+
+class _RestoreInverter:
+    """``rig.invert.inverter_train.restore_snapshot`` of the case into a fresh ``_InverterRun``."""
+
+    run = None
+
+    def __call__(self, path: Path):
+        from rig.invert.inverter_train import restore_snapshot
+
+        if self.run is None:
+            self.run = _InverterRun()
+        return restore_snapshot(path, self.run.net, self.run.opt, self.run.CONFIG)
+
+
+def _train_images():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand((8, 3, 4, 4), generator=g)
+    return (torch.nn.functional.interpolate(low, size=(16, 16), mode="bilinear") * 255).to(torch.uint8)
+
+
+class _ResumeGenerator:
+    """``Trainer.resume`` of a run folder of the 'tiny' preset whose newest snapshot's ``.json`` or
+    ``.safetensors`` half is the (mutated) case; the rest is the seed run's."""
+
+    def __init__(self, files: dict[str, bytes], case_name: str):
+        self.files, self.case_name = files, case_name
+
+    def __call__(self, path: Path):
+        from rig.stylegan2.training.loop import Trainer
+
+        root = path.with_name("run")
+        for name, data in self.files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(path.read_bytes() if name == self.case_name else data)
+        return Trainer.resume(root, _train_images(), progress=False)
+
+
+def _snapshot_families(workdir: Path) -> list[Family]:
+    """Training snapshots, as ``--resume`` reads them: ``rig train rignet`` / ``rig train inverter``
+    ``snapshot.pt`` (``torch.save`` of state dicts) and ``rig train generator``'s
+    ``snapshots/snapshot-N.json`` + ``.safetensors`` (a 'tiny' run of two steps)."""
+    from rig.stylegan2.training.config import preset
+    from rig.stylegan2.training.loop import Trainer
+
+    seeds = {}
+    for name, make in (("rignet", _RigNetRun), ("inverter", _InverterRun)):
+        f = workdir / f"seed_{name}_snapshot.pt"
+        if not f.is_file():
+            f.write_bytes(make().seed_bytes())
+        seeds[name] = f.read_bytes()
+    run = workdir / "seed_train_run"
+    if not (run / "snapshots").is_dir():
+        Trainer.start(preset("tiny", kimg=0.008, snapshot_kimg=0.008), _train_images(), run, progress=False).train()
+    snaps = sorted((run / "snapshots").glob("snapshot-*.json"))
+    files = {str(p.relative_to(run)): p.read_bytes() for p in (snaps[-1], snaps[-1].with_suffix(".safetensors"))}
+    meta, blob = (str(p.relative_to(run)) for p in (snaps[-1], snaps[-1].with_suffix(".safetensors")))
+    return [Family("rignet_snapshot_pt", seeds["rignet"], "snapshot.pt", _RestoreRigNet()),
+            Family("inverter_snapshot_pt", seeds["inverter"], "snapshot.pt", _RestoreInverter()),
+            Family("train_snapshot_json", files[meta], "snapshot.json", _ResumeGenerator(files, meta)),
+            Family("train_snapshot_safetensors", files[blob], "snapshot.safetensors", _ResumeGenerator(files, blob))]
+
+
 def _user_file_families(workdir: Path) -> list[Family]:
     """Files rig writes for the user and reads back: a face (``Face.save``), a ``track.npz``
     (``save_track``), and photos (PNG, JPEG) for ``rig invert``."""
@@ -335,7 +527,9 @@ def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Fami
 
     workdir.mkdir(parents=True, exist_ok=True)
     fams: list[Family] = []
-    generator = REPO / "checkpoints" / "default" / "generator.safetensors"
+    from rig.paths import default_generator_path, default_inverter_path, default_rignet_path
+
+    generator = default_generator_path()
     flame = fixtures / "flame_format"
     tiny = fixtures / "stylegan2_ada" / "tiny64.pkl"
     if tiny.is_file():
@@ -376,8 +570,10 @@ def build_families(workdir: Path, fixtures: Path = SHARED_FIXTURES) -> list[Fami
     fams.append(Family("video_mp4", mp4.read_bytes(), "clip.mp4", _load_video))
     fams += _small_array_families(workdir)
     fams += _user_file_families(workdir)
-    for name, fn in (("rignet", _load_rignet), ("inverter", _load_inverter)):
-        ckpt = REPO / "checkpoints" / "default" / f"{name}.safetensors"
+    fams += _world_families(workdir)
+    fams += _snapshot_families(workdir)
+    for name, fn, ckpt in (("rignet", _load_rignet, default_rignet_path()),
+                           ("inverter", _load_inverter, default_inverter_path())):
         if ckpt.is_file():
             raw = ckpt.read_bytes()
             header, data = _split_safetensors(raw)
